@@ -32,6 +32,7 @@ def test_prompt_has_the_paper_form():
      ["Walk me through your steps", "Is 4/6 bigger than 3/4?", "Try a pizza picture for this"]),
     ('"Tell me how you got 4/6."\n\u201cWhy did you add the bottoms?\u201d\n1. "Check the parts are the same size"',
      ["Tell me how you got 4/6.", "Why did you add the bottoms?", "Check the parts are the same size"]),
+    ("[1] What is 3/4 of a pizza?\n[2] How big is each piece?\nA positive response: Show me your steps", ["What is 3/4 of a pizza?", "How big is each piece?", "Show me your steps"]),
     ("", []),
     ("\n\n   \n", []),
     ("1. Explain your first step to me 2. Are the pieces the same size? 3. What would a picture show?",
@@ -50,6 +51,11 @@ def test_parse_reply_counts_rejects_by_reason():
                                      echo_lines=(prompt_line,))
     assert responses == ["What did you do with the denominators?"]
     assert dict(rejects) == {"echo_of_prompt": 1, "blank": 1, "preamble": 1, "too_short": 1}
+
+
+def test_truncated_reply_drops_its_cut_last_line():
+    responses, rejects = parse_reply("How did you add these?\nWhat does the bottom number mean in", truncated=True)
+    assert responses == ["How did you add these?"] and rejects["truncated"] == 1
 
 
 def test_one_long_line_without_numbers_stays_one_response():

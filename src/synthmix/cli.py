@@ -109,11 +109,15 @@ def _run(args) -> int:
         return 0
     began = time.monotonic()
     try:
-        results = run_steps(steps, show_progress=not args.no_progress)
+        results = run_steps(steps, show_progress=not args.no_progress, workers=args.workers)
     except StepFailed as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print(f"ran {len(results)} steps, skipped {len(complete)} complete ones, in {time.monotonic() - began:.1f} s")
+    if any(s.kind == "analyze" for s in steps):
+        from synthmix.analysis import write_index
+
+        print(f"index of every rendered notebook: {write_index(Path(args.results).resolve())}")
     return 0
 
 
@@ -131,6 +135,8 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--results", default="results", help="results folder (default: results)")
     run.add_argument("--dry-run", action="store_true", help="print the steps and their state, run nothing")
     run.add_argument("--no-progress", action="store_true", help="no progress bars inside steps")
+    run.add_argument("--workers", type=int, default=1, metavar="N",
+                     help="run up to N independent steps at once, sharing the CPU cores (default 1)")
     run.set_defaults(handler=_run)
     args = parser.parse_args(argv)
     try:

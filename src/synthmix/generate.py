@@ -44,7 +44,11 @@ def build_messages(rubric: Rubric, label: int, count: int) -> list[dict]:
     return [{"role": "system", "content": rubric.persona}, {"role": "user", "content": user}]
 
 
-_LEADER = re.compile(r"^\s*(?:[-*\u2022\u00b7>]+|\(?\d{1,3}\s*[.):\]]|\d{1,3}\s+-|[A-Za-z][.)](?=\s))\s*")
+_LEADER = re.compile(
+    r"^\s*(?:[-*\u2022\u00b7>]+|\[\d{1,3}\]|\(?\d{1,3}\s*[.):\]]|\d{1,3}\s+-|[A-Za-z][.)](?=\s)"
+    r"|(?:an?\s+)?(?:positive|negative)\s+response(?:\s*\d{1,3})?\s*:)\s*",
+    re.IGNORECASE,
+)
 _INLINE_NUMBER = re.compile(r"\s+(?=\(?\d{1,2}[.)]\s)")
 _NUMBERS = re.compile(r"(?:^|\s)\(?(\d{1,2})[.)]\s")
 
@@ -72,13 +76,19 @@ def clean_line(line: str) -> str:
     return " ".join(line.split())
 
 
-def parse_reply(text: str, echo_lines: tuple[str, ...] = (), min_words: int = 3) -> tuple[list[str], Counter]:
+def parse_reply(text: str, echo_lines: tuple[str, ...] = (), min_words: int = 3,
+                truncated: bool = False) -> tuple[list[str], Counter]:
     """Split an LLM reply into candidate responses; count every rejected line by reason.
 
     Handles numbered, bulleted and quoted lines, blank lines, preamble and echoed prompt lines,
-    and a reply that puts several numbered responses on one long line.
+    and a reply that puts several numbered responses on one long line. With ``truncated`` (the
+    reply hit max_tokens), its last line is cut off mid-way and is dropped.
     """
     rejects: Counter = Counter()
+    if truncated:
+        text, _, last = text.rstrip().rpartition("\n")
+        if last.strip():
+            rejects["truncated"] += 1
     echoes = {normalise_text(line) for line in echo_lines if line.strip()}
     responses: list[str] = []
     for raw_line in text.splitlines():
@@ -140,7 +150,7 @@ def fill_pool(client: ChatClient, rubric: Rubric, label: int, temperature: float
         seed = settings.seed + calls
         calls += 1
         reply = client.complete(messages, temperature=temperature, seed=seed, max_tokens=settings.max_tokens)
-        responses, line_rejects = parse_reply(reply.text, echo_lines)
+        responses, line_rejects = parse_reply(reply.text, echo_lines, truncated=reply.finish_reason == "length")
         rejects.update(line_rejects)
         if not responses:
             rejects["call_without_responses"] += 1

@@ -64,7 +64,7 @@ class ManagedLlamaServer:
                  context_length: int = 2048, start_timeout_s: float = 180.0):
         self.model_path = Path(model_path)
         self.alias = alias
-        self.threads = threads or os.cpu_count() or 1
+        self.threads = threads or int(os.environ.get("SYNTHMIX_THREADS", 0)) or os.cpu_count() or 1
         self.context_length = context_length
         self.start_timeout_s = start_timeout_s
         self.port: int | None = None

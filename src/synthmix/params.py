@@ -101,6 +101,10 @@ class FilterParams(_Strict):
 
     methods: list[Literal["none", "llm_judge", "teacher_agreement"]] = Field(["none"], min_length=1)
     threshold: float = Field(0.5, ge=0, le=1, description="teacher_agreement: P(1) at or above it grades 1")
+    unparseable: Literal["drop", "keep"] = Field(
+        "drop", description="llm_judge: what happens to a response whose grade could not be parsed (always counted)"
+    )
+    seed: int = Field(0, description="teacher_agreement: seed of the human-only grader")
     judge_temperature: float = Field(0.0, ge=0, le=2)
     judge_max_tokens: int = Field(200, ge=16)
 
@@ -146,13 +150,39 @@ class StudentParams(_Strict):
     model: str = Field("teacher-layers:3", description="'teacher-layers:N' or a model name")
     temperature: float = Field(2.0, gt=0, description="softmax temperature T of the KD loss")
     alpha: float = Field(0.5, ge=0, le=1, description="weight of the cross-entropy on labels")
-    epochs: int = Field(3, ge=1)
+    epochs: int = Field(10, ge=1)
     learning_rate: float = Field(1e-4, gt=0)
-    batch_size: int = Field(32, ge=1)
+    batch_size: int = Field(16, ge=1)
+
+
+class ExperimentParams(_Strict):
+    """One experiment: the pools, filters and training protocols its teachers are trained on."""
+
+    description: str = ""
+    temperatures: list[float] | None = Field(None, description="pools used (default: all generation.temperatures)")
+    filters: list[Literal["none", "llm_judge", "teacher_agreement"]] | None = Field(
+        None, description="filter methods used (default: all filter.methods)"
+    )
+    protocols: list[Literal["incremental", "mixed"]] = Field(["incremental"], min_length=1)
+    synthetic_shares: list[float] = Field([], description="mixed: synthetic shares to train at")
+    compare_at_share: float | None = Field(
+        None, ge=0, le=1, description="analysis: compare conditions at the checkpoint closest to this share"
+    )
+
+    @field_validator("synthetic_shares")
+    @classmethod
+    def _share_range(cls, values: list[float]) -> list[float]:
+        return TeacherParams._share_range(values)
+
+    @model_validator(mode="after")
+    def _mixed_needs_shares(self):
+        if "mixed" in self.protocols and not self.synthetic_shares:
+            raise ValueError("protocol 'mixed' needs synthetic_shares")
+        return self
 
 
 class StudyParams(_Strict):
-    """One study: data, generator, filter, teacher, student and seeds."""
+    """One study: data, generator, filter, teacher, student, seeds and experiments."""
 
     study: str = Field(..., pattern=r"^[A-Za-z0-9_.-]+$", description="name; results go to results/<study>/")
     description: str = ""
@@ -162,6 +192,32 @@ class StudyParams(_Strict):
     teacher: TeacherParams = TeacherParams()
     student: StudentParams = StudentParams()
     seeds: list[int] = Field([0], min_length=1, description="training seeds (repeated runs)")
+    experiments: dict[str, ExperimentParams] = Field(
+        {}, description="named experiments; empty: one experiment 'grid' crossing every temperature, filter and protocol"
+    )
+
+    @model_validator(mode="after")
+    def _experiments_use_what_exists(self):
+        for name, experiment in self.experiments.items():
+            extra = sorted(set(experiment.temperatures or []) - set(self.generation.temperatures))
+            if extra:
+                raise ValueError(f"experiments.{name}.temperatures: {extra} are not in generation.temperatures")
+            extra = sorted(set(experiment.filters or []) - set(self.filter.methods))
+            if extra:
+                raise ValueError(f"experiments.{name}.filters: {extra} are not in filter.methods")
+        if len(set(self.seeds)) != len(self.seeds):
+            raise ValueError("seeds are repeated")
+        return self
+
+    def experiment_grid(self) -> dict[str, ExperimentParams]:
+        """The experiments with every default filled in (the implicit 'grid' when none are named)."""
+        named = self.experiments or {"grid": ExperimentParams(
+            protocols=self.teacher.protocols,
+            synthetic_shares=self.teacher.synthetic_shares if "mixed" in self.teacher.protocols else [])}
+        return {name: experiment.model_copy(update={
+                    "temperatures": experiment.temperatures or list(self.generation.temperatures),
+                    "filters": experiment.filters or list(self.filter.methods)})
+                for name, experiment in named.items()}
 
 
 def _location(loc: tuple) -> str:

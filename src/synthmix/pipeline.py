@@ -14,7 +14,7 @@ parameters and its inputs' hashes: a changed parameter reruns only what depends 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from synthmix import io
@@ -51,7 +51,7 @@ class Step:
     outputs: tuple[str, ...]
     depends_on: tuple[str, ...] = ()
     digest: str = ""
-    rendered_name: str = field(default="")
+    experiments: tuple[str, ...] = field(default=())
 
     @property
     def id(self) -> str:
@@ -93,6 +93,7 @@ def plan_study(params: StudyParams, params_path: str | Path, results_root: str |
     params_path = Path(params_path).resolve()
     study_dir = Path(results_root).resolve() / params.study
     cache_path = str(Path(results_root).resolve() / "llm_cache.sqlite")
+    base_cache_dir = str(Path(results_root).resolve() / ".cache" / "base_teachers")
     fingerprints = _input_fingerprints(params, params_path)
     available = available_kinds()
     steps: dict[str, Step] = {}
@@ -111,43 +112,59 @@ def plan_study(params: StudyParams, params_path: str | Path, results_root: str |
 
     generation = params.generation.model_dump(exclude={"temperatures", "max_retries", "request_timeout_s",
                                                        "server_threads"})
-    for temperature in params.generation.temperatures:
-        pool = add("generate", f"t{temperature}", {"generation": generation, "rubric": fingerprints["rubric"],
-                                                    "temperature": temperature},
-                   {"temperature": temperature, "cache_path": cache_path})
-        if pool is None:
-            continue
-        for method in params.filter.methods:
-            identity = {"method": method, "filter": params.filter.model_dump(exclude={"methods"})}
-            if method == "teacher_agreement":
-                identity |= {"dataset": params.dataset.model_dump(), "data": fingerprints["dataset"],
-                             "teacher": params.teacher.model_dump(exclude={"protocols", "synthetic_shares"})}
-            if method == "llm_judge":
-                identity |= {"generation": generation, "rubric": fingerprints["rubric"]}
-            filtered = add("filter", f"t{temperature}-{method}", identity,
-                           {"method": method, "pool_dir": pool.output_dir, "cache_path": cache_path}, (pool,))
-            if filtered is None:
+    teacher_settings = params.teacher.model_dump(exclude={"protocols", "synthetic_shares"})
+    members: dict[str, set[str]] = {}
+
+    def add_in(experiment: str, *args, **kwargs) -> Step | None:
+        step = add(*args, **kwargs)
+        if step is not None:
+            members.setdefault(step.id, set()).add(experiment)
+        return step
+
+    for experiment, grid in params.experiment_grid().items():
+        trainings = [("incremental", None)] if "incremental" in grid.protocols else []
+        if "mixed" in grid.protocols:
+            trainings += [("mixed", share) for share in grid.synthetic_shares]
+        for temperature in grid.temperatures:
+            pool = add_in(experiment, "generate", f"t{temperature}",
+                          {"generation": generation, "rubric": fingerprints["rubric"], "temperature": temperature},
+                          {"temperature": temperature, "cache_path": cache_path})
+            if pool is None:
                 continue
-            trainings = [("incremental", None)] if "incremental" in params.teacher.protocols else []
-            if "mixed" in params.teacher.protocols:
-                trainings += [("mixed", share) for share in params.teacher.synthetic_shares]
-            for protocol, share in trainings:
-                for seed in params.seeds:
+            for method in grid.filters:
+                identity = {"method": method, "filter": params.filter.model_dump(exclude={"methods"})}
+                if method == "teacher_agreement":
+                    identity |= {"dataset": params.dataset.model_dump(), "data": fingerprints["dataset"],
+                                 "teacher": teacher_settings}
+                if method == "llm_judge":
+                    identity |= {"generation": generation, "rubric": fingerprints["rubric"]}
+                filtered = add_in(experiment, "filter", f"t{temperature}-{method}", identity,
+                                  {"method": method, "pool_dir": pool.output_dir, "cache_path": cache_path,
+                                   "base_cache_dir": base_cache_dir}, (pool,))
+                if filtered is None:
+                    continue
+                for protocol, share in trainings:
                     name = protocol if share is None else f"mixed{share}"
-                    teacher = add(
-                        "train_teacher", f"t{temperature}-{method}-{name}-s{seed}",
-                        {"dataset": params.dataset.model_dump(), "data": fingerprints["dataset"],
-                         "teacher": params.teacher.model_dump(exclude={"protocols", "synthetic_shares"}),
-                         "protocol": protocol, "share": share, "seed": seed},
-                        {"protocol": protocol, "synthetic_share": share if share is not None else -1.0,
-                         "seed": seed, "filtered_dir": filtered.output_dir, "pool_dir": pool.output_dir},
-                        (filtered, pool))
-                    if teacher is not None:
-                        add("distill", f"t{temperature}-{method}-{name}-s{seed}",
-                            {"student": params.student.model_dump(), "seed": seed},
-                            {"seed": seed, "teacher_dir": teacher.output_dir}, (teacher,))
+                    for seed in params.seeds:
+                        condition = f"t{temperature}-{method}-{name}-s{seed}"
+                        teacher = add_in(
+                            experiment, "train_teacher", condition,
+                            {"dataset": params.dataset.model_dump(), "data": fingerprints["dataset"],
+                             "teacher": teacher_settings, "protocol": protocol, "share": share, "seed": seed},
+                            {"protocol": protocol, "synthetic_share": share if share is not None else -1.0,
+                             "seed": seed, "filtered_dir": filtered.output_dir, "pool_dir": pool.output_dir,
+                             "base_cache_dir": base_cache_dir},
+                            (filtered, pool))
+                        if teacher is not None:
+                            add_in(experiment, "distill", condition, {"student": params.student.model_dump(), "seed": seed},
+                                   {"seed": seed, "teacher_dir": teacher.output_dir}, (teacher,))
+    for step_id, names in members.items():
+        steps[step_id] = replace(steps[step_id], experiments=tuple(sorted(names)))
     upstream = tuple(steps.values())
     add("analyze", "study", {"all": [s.digest for s in upstream]}, {"study_dir": str(study_dir)}, upstream)
+    if "analyze" in available:
+        analyze = steps[next(reversed(steps))]
+        steps[analyze.id] = replace(analyze, experiments=tuple(sorted(params.experiment_grid())))
 
     missing = [kind for kind in NOTEBOOKS if kind not in available]
     planned = list(steps.values())
@@ -163,3 +180,34 @@ def plan_study(params: StudyParams, params_path: str | Path, results_root: str |
                 keep.update(step.depends_on)
         planned = [s for s in planned if s.id in keep]
     return planned, missing
+
+
+def default_results_root() -> Path:
+    """The checkout's ``results/`` folder (where an interactive notebook builds what it needs)."""
+    return Path(__file__).resolve().parents[2] / "results"
+
+
+def upstream_output(params_file: str | Path, kind: str, results_root: str | Path | None = None, **match) -> str:
+    """The output folder of a study's first ``kind`` step whose parameters match ``match``.
+
+    Runs that step (and what it depends on) first when it is not complete, so a notebook opened
+    in JupyterLab with its default parameters can build its own inputs offline.
+    """
+    from synthmix.params import load_params
+    from synthmix.runner import run_steps
+
+    params = load_params(params_file)
+    steps, _ = plan_study(params, params_file, results_root or default_results_root(), only=[kind])
+    chosen = [s for s in steps if s.kind == kind and all(s.parameters.get(k) == v for k, v in match.items())]
+    if not chosen:
+        raise ValueError(f"{params_file}: no '{kind}' step with {match}")
+    target = chosen[0]
+    needed, frontier = {target.id}, [target]
+    by_id = {s.id: s for s in steps}
+    while frontier:
+        for parent in frontier.pop().depends_on:
+            if parent not in needed:
+                needed.add(parent)
+                frontier.append(by_id[parent])
+    run_steps([s for s in steps if s.id in needed], show_progress=False)
+    return target.output_dir

