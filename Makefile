@@ -6,6 +6,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 STAMP := $(VENV)/.synthmix-installed
 PARAMS ?= params/default.yaml
+WORKERS ?= 2
 
 .PHONY: setup study smoke test bench lab
 
@@ -23,7 +24,7 @@ $(STAMP): pyproject.toml Makefile
 	touch $(STAMP)
 
 study: setup
-	$(VENV)/bin/synthmix run $(PARAMS)
+	$(VENV)/bin/synthmix run $(PARAMS) --workers $(WORKERS)
 
 smoke: setup
 	$(VENV)/bin/synthmix run params/smoke.yaml

@@ -1,4 +1,5 @@
-"""The smoke study through the real notebooks under papermill: generate → filter → teacher → student."""
+"""The smoke study through all five real notebooks under papermill: generate → filter → teacher →
+student → analysis, ending in summary.csv, the figures and results/index.html."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from conftest import run_cli
 @pytest.fixture(scope="module")
 def smoke_results(tmp_path_factory) -> Path:
     results = tmp_path_factory.mktemp("smoke") / "results"
-    out = run_cli("run", "params/smoke.yaml", "--only", "distill", "--results", str(results), "--no-progress")
+    out = run_cli("run", "params/smoke.yaml", "--results", str(results), "--no-progress")
     assert out.returncode == 0, out.stdout + out.stderr
     return results / "smoke"
 
@@ -62,6 +63,25 @@ def test_student_is_smaller_and_faster_than_teacher(smoke_results):
     assert summary["speedup_batch32"] > 1
 
 
+def test_analysis_writes_summary_figures_and_index(smoke_results):
+    import re
+
+    analyze = only(smoke_results / "05_analyze", "*")
+    summary = pd.read_csv(smoke_results / "summary.csv")
+    assert set(summary["model"]) == {"teacher", "student"}
+    assert len(summary[summary["model"] == "teacher"]) == len(pd.read_parquet(
+        only(smoke_results / "03_train_teacher", "*") / "metrics.parquet"))
+    figures = sorted(p.name for p in (analyze / "figures").glob("*.png"))
+    assert len(figures) >= 5
+    index = (smoke_results.parent / "index.html").read_text()
+    links = re.findall(r"""href=['"]([^'"]+\.html)['"]""", index)
+    for step in ("01_generate", "02_filter", "03_train_teacher", "04_distill", "05_analyze"):
+        assert any(step in link for link in links), step
+    assert all((smoke_results.parent / link).is_file() for link in links)
+    executed = (analyze / "05_analyze.ipynb").read_text()
+    assert "code_version" in executed and "The paper's three claims" in executed
+
+
 def test_second_run_does_no_work(smoke_results):
-    out = run_cli("run", "params/smoke.yaml", "--only", "distill", "--results", str(smoke_results.parent))
+    out = run_cli("run", "params/smoke.yaml", "--results", str(smoke_results.parent))
     assert out.returncode == 0 and "nothing to do" in out.stdout

@@ -882,11 +882,11 @@ def default_study_dir(params_file, build: bool = True) -> Path:
     from synthmix.pipeline import default_results_root, plan_study
 
     params = load_params(params_file)
-    study_dir = default_results_root() / params.study
+    study_dir = default_results_root(params_file) / params.study
     if build and collect_steps(study_dir).empty:
         from synthmix.runner import run_steps
 
-        steps, _ = plan_study(params, params_file, default_results_root(),
+        steps, _ = plan_study(params, params_file, default_results_root(params_file),
                               only=[k for k in KIND_ORDER if k != "analyze"])
         run_steps(steps, show_progress=False)
     return study_dir

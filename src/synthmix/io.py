@@ -14,6 +14,15 @@ from contextlib import contextmanager
 from pathlib import Path
 
 
+def _file_mode() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+FILE_MODE = _file_mode()  # what open() would give a new file (mkstemp alone gives 0600)
+
+
 @contextmanager
 def atomic_path(destination: str | Path):
     """Yield a temporary path beside ``destination``; on success rename it into place."""
@@ -21,6 +30,7 @@ def atomic_path(destination: str | Path):
     destination.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=f".{destination.name}.", suffix=".part", dir=destination.parent)
     os.close(handle)
+    os.chmod(temporary, FILE_MODE)
     try:
         yield Path(temporary)
         os.replace(temporary, destination)

@@ -182,9 +182,10 @@ def plan_study(params: StudyParams, params_path: str | Path, results_root: str |
     return planned, missing
 
 
-def default_results_root() -> Path:
-    """The checkout's ``results/`` folder (where an interactive notebook builds what it needs)."""
-    return Path(__file__).resolve().parents[2] / "results"
+def default_results_root(params_file: str | Path) -> Path:
+    """The ``results/`` folder beside a params file's folder (``params/x.yaml`` → ``results/``):
+    where a notebook opened with its default parameters builds what it needs."""
+    return Path(params_file).resolve().parent.parent / "results"
 
 
 def upstream_output(params_file: str | Path, kind: str, results_root: str | Path | None = None, **match) -> str:
@@ -197,7 +198,7 @@ def upstream_output(params_file: str | Path, kind: str, results_root: str | Path
     from synthmix.runner import run_steps
 
     params = load_params(params_file)
-    steps, _ = plan_study(params, params_file, results_root or default_results_root(), only=[kind])
+    steps, _ = plan_study(params, params_file, results_root or default_results_root(params_file), only=[kind])
     chosen = [s for s in steps if s.kind == kind and all(s.parameters.get(k) == v for k, v in match.items())]
     if not chosen:
         raise ValueError(f"{params_file}: no '{kind}' step with {match}")

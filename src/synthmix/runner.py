@@ -48,13 +48,38 @@ def rendered_paths(step: Step) -> tuple[Path, Path]:
     return folder / step.notebook, folder / step.notebook.replace(".ipynb", ".html")
 
 
-def render_html(notebook_path: Path, html_path: Path) -> None:
-    """Render an executed notebook to a standalone HTML page (atomically)."""
+def render_html(notebook_path: Path, html_path: Path, static_dir: Path | None = None) -> None:
+    """Render an executed notebook to an HTML page (atomically).
+
+    With ``static_dir``, the large style sheets that every page would repeat (~280 KB each) are
+    written there once, named by their hash, and linked relatively, so the page still opens
+    from disk without a server.
+    """
     import nbformat
     from nbconvert import HTMLExporter
 
     body, _ = HTMLExporter(template_name="lab").from_notebook_node(nbformat.read(notebook_path, as_version=4))
+    if static_dir is not None:
+        body = share_styles(body, html_path.parent, static_dir)
     io.write_text(html_path, body)
+
+
+def share_styles(html: str, page_dir: Path, static_dir: Path, min_chars: int = 10_000) -> str:
+    """Move each inline ``<style>`` block of ``min_chars`` or more into ``static_dir/<hash>.css``
+    and link it from the page by a relative path."""
+    import os
+    import re
+
+    def move(match: re.Match) -> str:
+        css = match.group(1)
+        if len(css) < min_chars:
+            return match.group(0)
+        target = Path(static_dir) / f"nb-{io.stable_hash(css)}.css"
+        if not target.is_file():
+            io.write_text(target, css)
+        return f'<link rel="stylesheet" href="{os.path.relpath(target, page_dir)}">'
+
+    return re.sub(r"<style[^>]*>(.*?)</style>", move, html, flags=re.DOTALL)
 
 
 def execute_step(step: Step, show_progress: bool = True) -> StepResult:
@@ -77,11 +102,12 @@ def execute_step(step: Step, show_progress: bool = True) -> StepResult:
             papermill.execute_notebook(
                 str(notebooks_dir() / step.notebook), str(executed), parameters=step.parameters,
                 cwd=str(notebooks_dir()), kernel_name="python3", progress_bar=False, log_output=False,
+                extra_arguments=["--IPKernelApp.log_level=ERROR"],  # no kernel start-up chatter in the terminal
             )
     except papermill.PapermillExecutionError as exc:
         raise StepFailed(f"{step.id} failed in cell {exc.exec_count}: {exc.ename}: {exc.evalue}\n"
                          f"  see the executed notebook: {executed}") from None
-    render_html(executed, html)
+    render_html(executed, html, static_dir=folder.parent.parent / "_static")
     missing = [name for name in step.outputs if not (folder / name).is_file()]
     if missing:
         raise StepFailed(f"{step.id}: the notebook finished but did not write {', '.join(missing)} ({executed})")
