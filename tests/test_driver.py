@@ -80,3 +80,20 @@ def test_steps_are_picklable_plain_records(tmp_path):
     steps, _ = plan_study(params, REPO / "params/default.yaml", tmp_path)
     assert steps and pickle.loads(pickle.dumps(steps)) == steps
     assert all(isinstance(s.output_dir, str) for s in steps)
+
+
+def test_two_workers_run_independent_steps_side_by_side_with_progress(tmp_path):
+    import yaml
+
+    params = yaml.safe_load((REPO / "params/smoke.yaml").read_text())
+    params["generation"]["temperatures"] = [0.5, 0.9]
+    path = tmp_path / "two_pools.yaml"
+    path.write_text(yaml.safe_dump(params))
+    results = tmp_path / "results"
+    out = run_cli("run", str(path), "--only", "generate", "--results", str(results), "--workers", "2")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert out.stdout.count("start generate") == 2 and "[2/2] generate" in out.stdout
+    assert "generate t0.5" in out.stderr and "generate t0.9" in out.stderr  # the bars inside the steps
+    folders = sorted((results / "smoke" / "01_generate").glob("t*"))
+    assert [f.name.split("-")[0] for f in folders] == ["t0.5", "t0.9"]
+    assert all((f / MARKER).is_file() for f in folders)

@@ -63,6 +63,12 @@ CASES = {
     "labels both positive and negative": (dict(dataset__negative_labels=[0, 1]), None,
                                           ["{params}: dataset: label values ['1'] are both positive and negative"]),
     "missing rubric": (dict(dataset__rubric="no_rubric.yaml"), None, ["{folder}/no_rubric.yaml: rubric file not found (dataset.rubric)"]),
+    "unknown teacher model": (dict(teacher__model="minilm-l7"), None,
+                              ["teacher.model: unknown model 'minilm-l7': not a short name (minilm-l6), not a local folder, "
+                               "and not reachable on the Hugging Face hub (offline?)"]),
+    "unknown student model": (dict(student__model="tiny-bert-x"), None,
+                              ["student.model: unknown model 'tiny-bert-x': not a short name (minilm-l6), not a local folder, "
+                               "and not reachable on the Hugging Face hub (offline?)"]),
     "managed server with an unknown model": (dict(generation__model="gpt-5"), None,
                                              ["generation.model: 'gpt-5' is neither 'smollm2-135m' nor an existing .gguf file (backend managed-llama-cpp serves a local GGUF model)"]),
 }

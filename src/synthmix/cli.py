@@ -72,9 +72,9 @@ def _check_models(params) -> list[str]:
         try:
             if key == "student.model" and student_spec(name) is not None:
                 continue
-            resolve_model(name)
+            resolve_model(name, key=key)
         except InputError as exc:
-            problems += [p.replace("teacher.model", key) for p in exc.problems]
+            problems += exc.problems
     return problems
 
 

@@ -28,6 +28,7 @@ from synthmix.models import (
     student_spec,
 )
 from synthmix.params import StudentParams
+from synthmix.progress import report_progress
 from synthmix.train import _generator, batches, make_optimizer, predict_proba, set_seed, tokenize_batch
 
 LATENCY_BATCH_SIZES = (1, 32)
@@ -151,7 +152,7 @@ def train_student(model, tokenizer, transfer: pd.DataFrame, params: StudentParam
     optimizer = make_optimizer(model, params.learning_rate)
     history = {"train_losses": [], "n_transfer": len(transfer)}
     model.train()
-    for _ in range(params.epochs):
+    for epoch in range(1, params.epochs + 1):
         losses = []
         for index, inputs in batches(tokenizer, transfer["text"], transfer["label"], params.batch_size, max_length, generator):
             labels = inputs.pop("labels")
@@ -162,6 +163,7 @@ def train_student(model, tokenizer, transfer: pd.DataFrame, params: StudentParam
             optimizer.step()
             losses.append(loss.item())
         history["train_losses"].append(float(np.mean(losses)))
+        report_progress(epoch, params.epochs, "student epoch")
     model.eval()
     return history
 

@@ -28,8 +28,9 @@ def report_progress(done: int, total: int, what: str = "") -> None:
 class ProgressWatcher:
     """Polls a progress file in a thread and mirrors it on a tqdm bar (used by the driver)."""
 
-    def __init__(self, path: str | Path, description: str, interval_s: float = 0.5):
+    def __init__(self, path: str | Path, description: str, interval_s: float = 0.5, position: int = 0):
         self.path = Path(path)
+        self.position = position
         self.description = description
         self.interval_s = interval_s
         self._stop = threading.Event()
@@ -45,7 +46,8 @@ class ProgressWatcher:
             except (OSError, ValueError):
                 continue
             if self._bar is None:
-                self._bar = tqdm(total=state["total"], desc=self.description, leave=False, unit="it")
+                self._bar = tqdm(total=state["total"], desc=self.description, leave=False, unit="it",
+                                 position=self.position)
             self._bar.total = state["total"]
             self._bar.n = state["done"]
             self._bar.set_postfix_str(state.get("what", ""), refresh=False)

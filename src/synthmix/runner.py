@@ -82,8 +82,11 @@ def share_styles(html: str, page_dir: Path, static_dir: Path, min_chars: int = 1
     return re.sub(r"<style[^>]*>(.*?)</style>", move, html, flags=re.DOTALL)
 
 
-def execute_step(step: Step, show_progress: bool = True) -> StepResult:
-    """Run one step's notebook with papermill unless it is complete; mark it complete last."""
+def execute_step(step: Step, show_progress: bool = True, position: int = 0) -> StepResult:
+    """Run one step's notebook with papermill unless it is complete; mark it complete last.
+
+    With ``show_progress``, a bar (at terminal line ``position``) follows the step's own progress.
+    """
     import papermill
 
     from synthmix.progress import ProgressWatcher
@@ -98,7 +101,8 @@ def execute_step(step: Step, show_progress: bool = True) -> StepResult:
     began = time.monotonic()
     progress_file = Path(tempfile.gettempdir()) / f"synthmix-progress-{step.digest}.json"
     try:
-        with ProgressWatcher(progress_file, f"  {step.kind} {step.condition}") if show_progress else _null():
+        with ProgressWatcher(progress_file, f"  {step.kind} {step.condition}", position=position) \
+                if show_progress else _null():
             papermill.execute_notebook(
                 str(notebooks_dir() / step.notebook), str(executed), parameters=step.parameters,
                 cwd=str(notebooks_dir()), kernel_name="python3", progress_bar=False, log_output=False,
@@ -126,13 +130,13 @@ class _null:
         return None
 
 
-def execute_step_with_threads(step: Step, threads: int) -> StepResult:
+def execute_step_with_threads(step: Step, threads: int, show_progress: bool, position: int) -> StepResult:
     """``execute_step`` in a worker process whose kernels use ``threads`` CPU threads."""
     import os
 
     for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "SYNTHMIX_THREADS"):
         os.environ[variable] = str(threads)
-    return execute_step(step, show_progress=False)
+    return execute_step(step, show_progress=show_progress, position=position)
 
 
 def run_steps(steps: list[Step], show_progress: bool = True, out=sys.stdout, workers: int = 1) -> list[StepResult]:
@@ -168,13 +172,14 @@ def run_steps(steps: list[Step], show_progress: bool = True, out=sys.stdout, wor
             ready = [s for s in pending if all(d in finished for d in s.depends_on)] if failure is None else []
             for step in ready[: workers - len(running)]:
                 pending.remove(step)
-                running[pool.submit(execute_step_with_threads, step, threads)] = step
+                position = min(set(range(workers)) - {slot for _, slot in running.values()})
+                running[pool.submit(execute_step_with_threads, step, threads, show_progress, position)] = (step, position)
                 print(f"  start {step.kind} {step.condition}", file=out, flush=True)
             if not running:
                 break
             done, _ = wait(running, return_when=FIRST_COMPLETED)
             for future in done:
-                step = running.pop(future)
+                step, _ = running.pop(future)
                 try:
                     result = future.result()
                 except BaseException as exc:  # noqa: BLE001 - reported after running steps finish

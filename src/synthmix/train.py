@@ -27,6 +27,7 @@ from synthmix import metrics as metrics_module
 from synthmix.errors import InputError
 from synthmix.models import load_classifier
 from synthmix.params import TeacherParams
+from synthmix.progress import report_progress
 
 #: The columns that identify a row of ``TeacherRun.metrics``; the metric columns follow them.
 METRIC_COLUMNS = ("protocol", "seed", "checkpoint", "n_human", "n_synthetic", "synthetic_share")
@@ -204,6 +205,8 @@ def fine_tune(
             optimizer.step()
             losses.append(loss.item())
         model.eval()
+        if validation is not None:  # the long, early-stopped fine-tunes; one-pass increments report below
+            report_progress(epoch, max_epochs, "fine-tune epoch (early stopping may end it sooner)")
         history["epochs_run"] = epoch
         history["train_losses"].append(float(np.mean(losses)))
         if validation is None:
@@ -387,6 +390,7 @@ def train_incremental(human, synthetic: pd.DataFrame | None, params: TeacherPara
             fine_tune(model, tokenizer, chunk["text"], chunk["label"], params, seed + checkpoint, epochs=1)
         )
         recorder.evaluate(model, tokenizer, checkpoint, len(train_texts), start + len(chunk))
+        report_progress(start + len(chunk), n_max, "synthetic responses added")
 
     used_rows = {
         "train": [int(r) for r in human["train"]["row"]],
