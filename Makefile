@@ -7,6 +7,7 @@ VENV := .venv
 STAMP := $(VENV)/.synthmix-installed
 PARAMS ?= params/default.yaml
 WORKERS ?= 2
+RESULTS ?= results
 
 .PHONY: setup study smoke test bench lab
 
@@ -24,7 +25,7 @@ $(STAMP): pyproject.toml Makefile
 	touch $(STAMP)
 
 study: setup
-	$(VENV)/bin/synthmix run $(PARAMS) --workers $(WORKERS)
+	$(VENV)/bin/synthmix run $(PARAMS) --workers $(WORKERS) --results $(RESULTS)
 
 smoke: setup
 	$(VENV)/bin/synthmix run params/smoke.yaml

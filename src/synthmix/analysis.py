@@ -32,9 +32,10 @@ from synthmix import io
 from synthmix import stats as st
 from synthmix.data import normalise_text
 from synthmix.diagnostics import diversity_table
+from synthmix.pipeline import NOTEBOOKS, upstream_output
+from synthmix.runner import MARKER
 
-MARKER = "_complete.json"
-KIND_ORDER = ("generate", "filter", "train_teacher", "distill", "analyze")
+KIND_ORDER = tuple(NOTEBOOKS)  # generate, filter, train_teacher, distill, analyze
 PAPER_BEST_SHARE = 0.8  # the paper's best synthetic share (80 % synthetic, 20 % human)
 SHARE_TOLERANCE = 0.15  # a best share within this of PAPER_BEST_SHARE counts as "near 80 %"
 ALPHA = 0.05
@@ -53,8 +54,6 @@ SUMMARY_COLUMNS = ("model", "study", "experiments", "temperature", "filter", "pr
 
 # =================================================================== 1. reading the tree
 def _html_of(folder: Path, kind: str) -> Path | None:
-    from synthmix.pipeline import NOTEBOOKS
-
     expected = folder / NOTEBOOKS.get(kind, "").replace(".ipynb", ".html")
     if NOTEBOOKS.get(kind) and expected.is_file():
         return expected
@@ -879,16 +878,11 @@ figcaption{color:#555;font-size:.9em}.muted{color:#777}"""
 def default_study_dir(params_file, build: bool = True) -> Path:
     """``results/<study>`` of a params file; with ``build``, first runs steps 01–04 when none is complete."""
     from synthmix.params import load_params
-    from synthmix.pipeline import default_results_root, plan_study
+    from synthmix.pipeline import default_results_root
 
-    params = load_params(params_file)
-    study_dir = default_results_root(params_file) / params.study
+    study_dir = default_results_root(params_file) / load_params(params_file).study
     if build and collect_steps(study_dir).empty:
-        from synthmix.runner import run_steps
-
-        steps, _ = plan_study(params, params_file, default_results_root(params_file),
-                              only=[k for k in KIND_ORDER if k != "analyze"])
-        run_steps(steps, show_progress=False)
+        upstream_output(params_file, "analyze", include_target=False)
     return study_dir
 
 

@@ -55,18 +55,17 @@ def _check_generation(params) -> list[str]:
         except InputError as exc:
             return exc.problems
         return []
-    needs_key = settings.base_url is None or "openai.com" in settings.base_url
-    if needs_key and not os.environ.get(settings.api_key_env):
+    from synthmix.llm_client import needs_api_key
+
+    if needs_api_key(settings.base_url) and not os.environ.get(settings.api_key_env):
         return [f"generation: backend 'openai' needs an API key in the environment variable "
                 f"{settings.api_key_env} (it is not set); or set generation.base_url to an OpenAI-compatible server"]
     return []
 
 
 def _check_models(params) -> list[str]:
-    try:
-        from synthmix.models import resolve_model, student_spec
-    except ImportError:  # training steps not installed in this checkout
-        return []
+    from synthmix.models import resolve_model, student_spec
+
     problems = []
     for key, name in (("teacher.model", params.teacher.model), ("student.model", params.student.model)):
         try:

@@ -151,12 +151,13 @@ def load_human_data(params: DatasetParams, params_path: str | Path | None = None
         )
     labels = keys.isin(positive).astype(int)
     for code, name in ((1, "positive_labels"), (0, "negative_labels")):
-        if not ((labels == code) & ~outside).any():
+        count = int(((labels == code) & ~outside).sum())
+        if count == 0:
             problems.append(
                 f"{src}: no responses coded {code} ({name} {list(getattr(params, name))}); both classes are needed"
             )
-        elif ((labels == code) & ~outside).sum() < 3:
-            problems.append(f"{src}: only {((labels == code) & ~outside).sum()} responses coded {code}; at least 3 are needed to split")
+        elif count < 3:
+            problems.append(f"{src}: only {count} responses coded {code}; at least 3 are needed to split")
 
     if params.id_column:
         ids = frame[params.id_column].astype(str)

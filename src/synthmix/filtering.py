@@ -104,10 +104,12 @@ def teacher_grades(pool: pd.DataFrame, human, teacher_params, seed: int, thresho
 
 
 def apply_grades(pool: pd.DataFrame, grades: pd.DataFrame, keep_unparseable: bool) -> pd.DataFrame:
-    """Join grades to the pool and decide ``kept``: grade equals the intended label."""
+    """Join grades to the pool and decide ``kept``: grade equals the intended label; responses
+    'not graded' (method none) are kept; 'unparseable' ones as ``keep_unparseable`` says."""
     graded = pd.concat([pool[["text", "label", "temperature"]].reset_index(drop=True), grades.reset_index(drop=True)], axis=1)
-    agrees = graded["grade"].astype("Int64") == graded["label"]
-    graded["kept"] = np.where(graded["status"] == "unparseable", keep_unparseable, agrees.fillna(False)).astype(bool)
+    agrees = (graded["grade"].astype("Int64") == graded["label"]).fillna(False).astype(bool)
+    status = graded["status"]
+    graded["kept"] = np.select([status == "not graded", status == "unparseable"], [True, keep_unparseable], agrees).astype(bool)
     graded["grade"] = graded["grade"].astype("Int64")
     return graded[GRADE_COLUMNS]
 
@@ -133,8 +135,7 @@ def filter_pool(method: str, pool: pd.DataFrame, study, params_file: str | Path,
     if method == "none":
         grades = pd.DataFrame({"grade": pd.array([pd.NA] * len(pool), dtype="Int64"), "p_positive": np.nan,
                                "rationale": "", "status": "not graded"})
-        graded = apply_grades(pool, grades, keep_unparseable=True)
-        graded["kept"] = True
+        graded = apply_grades(pool, grades, keep_unparseable=False)
     elif method == "llm_judge":
         from synthmix.generate import open_client
         from synthmix.rubric import load_rubric, rubric_path

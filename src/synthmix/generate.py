@@ -192,8 +192,6 @@ def open_client(settings: GenerationParams, cache_path: str | Path, http_client=
     cache = ReplyCache(cache_path)
     with ExitStack() as stack:
         stack.callback(cache.close)
-        servers = []
-
         def connect() -> str | None:
             if settings.backend == "openai":
                 return settings.base_url
@@ -202,14 +200,12 @@ def open_client(settings: GenerationParams, cache_path: str | Path, http_client=
             server = ManagedLlamaServer(gguf_path(settings.model), alias=settings.model,
                                         threads=settings.server_threads, context_length=settings.context_length)
             stack.enter_context(server)
-            servers.append(server)
+            client.servers.append(server)
             return server.base_url
 
-        model = settings.model
-        client = ChatClient(client_family(settings), model, cache, connect, api_key_env=settings.api_key_env,
+        client = ChatClient(client_family(settings), settings.model, cache, connect, api_key_env=settings.api_key_env,
                             max_retries=settings.max_retries, timeout_s=settings.request_timeout_s,
                             http_client=http_client)
-        client.servers = servers
         yield client
 
 

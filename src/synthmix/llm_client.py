@@ -24,6 +24,11 @@ from synthmix.errors import GenerationError, InputError
 from synthmix.io import stable_hash
 
 
+def needs_api_key(base_url: str | None) -> bool:
+    """Whether calls to ``base_url`` need an API key: OpenAI's own API does, local servers do not."""
+    return base_url is None or "openai.com" in base_url
+
+
 def scrub_secrets(text: str, api_key_env: str | None = "OPENAI_API_KEY") -> str:
     """``text`` with the API key, and anything shaped like one (sk-…), masked out."""
     key = os.environ.get(api_key_env or "", "")
@@ -122,6 +127,7 @@ class ChatClient:
         self.timeout_s = timeout_s
         self.http_client = http_client
         self.stats = CallStats()
+        self.servers: list = []  # servers ``connect`` started for this client (managed backends)
         self._client = None
 
     def _openai(self):
@@ -130,7 +136,7 @@ class ChatClient:
 
             base_url = self.connect()
             key = os.environ.get(self.api_key_env or "", "")
-            if not key and base_url is None:
+            if not key and needs_api_key(base_url):
                 raise InputError(
                     f"generation: the OpenAI API needs a key in the environment variable {self.api_key_env}; "
                     "set it (never put it in a params file), or set generation.base_url to a local server"

@@ -18,6 +18,13 @@ from synthmix.errors import InputError
 Label = Union[int, str, bool, float]
 
 
+def _check_shares(values: list[float]) -> list[float]:
+    for value in values:
+        if not 0 <= value <= 1:
+            raise ValueError(f"synthetic share {value} is outside [0, 1]")
+    return values
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -130,10 +137,7 @@ class TeacherParams(_Strict):
     @field_validator("synthetic_shares")
     @classmethod
     def _share_range(cls, values: list[float]) -> list[float]:
-        for value in values:
-            if not 0 <= value <= 1:
-                raise ValueError(f"synthetic share {value} is outside [0, 1]")
-        return values
+        return _check_shares(values)
 
     @model_validator(mode="after")
     def _increment_fits(self):
@@ -172,7 +176,7 @@ class ExperimentParams(_Strict):
     @field_validator("synthetic_shares")
     @classmethod
     def _share_range(cls, values: list[float]) -> list[float]:
-        return TeacherParams._share_range(values)
+        return _check_shares(values)
 
     @model_validator(mode="after")
     def _mixed_needs_shares(self):

@@ -188,11 +188,12 @@ def default_results_root(params_file: str | Path) -> Path:
     return Path(params_file).resolve().parent.parent / "results"
 
 
-def upstream_output(params_file: str | Path, kind: str, results_root: str | Path | None = None, **match) -> str:
+def upstream_output(params_file: str | Path, kind: str, results_root: str | Path | None = None,
+                    include_target: bool = True, **match) -> str:
     """The output folder of a study's first ``kind`` step whose parameters match ``match``.
 
-    Runs that step (and what it depends on) first when it is not complete, so a notebook opened
-    in JupyterLab with its default parameters can build its own inputs offline.
+    Runs what that step depends on (and, with ``include_target``, the step itself) when it is not
+    complete, so a notebook opened in JupyterLab with its default parameters builds its inputs offline.
     """
     from synthmix.params import load_params
     from synthmix.runner import run_steps
@@ -210,5 +211,7 @@ def upstream_output(params_file: str | Path, kind: str, results_root: str | Path
             if parent not in needed:
                 needed.add(parent)
                 frontier.append(by_id[parent])
+    if not include_target:
+        needed.discard(target.id)
     run_steps([s for s in steps if s.id in needed], show_progress=False)
     return target.output_dir

@@ -10,6 +10,7 @@ another machine can call it the same way.
 from __future__ import annotations
 
 import shutil
+from contextlib import nullcontext
 import sys
 import tempfile
 import time
@@ -102,7 +103,7 @@ def execute_step(step: Step, show_progress: bool = True, position: int = 0) -> S
     progress_file = Path(tempfile.gettempdir()) / f"synthmix-progress-{step.digest}.json"
     try:
         with ProgressWatcher(progress_file, f"  {step.kind} {step.condition}", position=position) \
-                if show_progress else _null():
+                if show_progress else nullcontext():
             papermill.execute_notebook(
                 str(notebooks_dir() / step.notebook), str(executed), parameters=step.parameters,
                 cwd=str(notebooks_dir()), kernel_name="python3", progress_bar=False, log_output=False,
@@ -120,14 +121,6 @@ def execute_step(step: Step, show_progress: bool = True, position: int = 0) -> S
                                     "parameters": step.parameters, "experiments": list(step.experiments), "seconds": seconds,
                                     "finished": time.strftime("%Y-%m-%d %H:%M:%S")})
     return StepResult(step.id, "ran", seconds)
-
-
-class _null:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return None
 
 
 def execute_step_with_threads(step: Step, threads: int, show_progress: bool, position: int) -> StepResult:
@@ -148,7 +141,7 @@ def run_steps(steps: list[Step], show_progress: bool = True, out=sys.stdout, wor
     """
     results: list[StepResult] = []
     todo = [s for s in steps if not is_complete(s)]
-    finished = {s.id for s in steps if s.id not in {t.id for t in todo}}
+    finished = {s.id for s in steps} - {s.id for s in todo}
     counter = len(finished)
     if workers <= 1:
         for step in todo:
