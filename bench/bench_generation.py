@@ -16,6 +16,7 @@ from pathlib import Path
 
 from synthmix.generate import generate_pool
 from synthmix.params import load_params
+from synthmix.pipeline import study_design
 from synthmix.rubric import load_rubric, rubric_path
 
 
@@ -28,13 +29,14 @@ def main() -> None:
     temperatures = study.generation.temperatures
     temperature = args.temperature if args.temperature is not None else temperatures[len(temperatures) // 2]
     rubric = load_rubric(rubric_path(study.dataset, args.params))
+    targets = study_design(study, args.params).targets[temperature]
     with tempfile.TemporaryDirectory() as scratch:
         cache = Path(scratch) / "llm.sqlite"
         began = time.monotonic()
-        pool, report = generate_pool(study.generation, rubric, temperature, cache)
+        pool, report = generate_pool(study.generation, rubric, temperature, cache, targets=targets)
         fresh = time.monotonic() - began
         began = time.monotonic()
-        _, replay = generate_pool(study.generation, rubric, temperature, cache)
+        _, replay = generate_pool(study.generation, rubric, temperature, cache, targets=targets)
         cached = time.monotonic() - began
     stats = report["stats"]
     print(f"params {args.params}, temperature {temperature}, model {study.generation.model}")

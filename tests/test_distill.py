@@ -156,7 +156,7 @@ def test_tiny_distillation_run(tmp_path):
     teacher_metrics = pd.DataFrame({"checkpoint": [0, 1], "auc": [0.7, 0.8], "auc_ci_low": [0.6, 0.7],
                                     "auc_ci_high": [0.8, 0.9], "macro_f1": [0.6, 0.7], "accuracy": [0.6, 0.7],
                                     "kappa": [0.2, 0.4]})
-    saved = save_student_run(run, teacher_metrics, tmp_path, seed=0)
+    saved = save_student_run(run, teacher_metrics, tmp_path, replicate=0)
     import json
 
     on_disk = json.loads((tmp_path / "student_metrics.json").read_text())

@@ -1,15 +1,17 @@
-"""Prompt building, reply parsing, and generation against the real llama.cpp server."""
+"""Prompt building and pool generation against real servers: llama.cpp, and a fault-injecting OpenAI-compatible one
+(the reply parser has its own tests in test_parser.py)."""
 
 from __future__ import annotations
 
 import httpx
 import pytest
 
-from synthmix.generate import build_messages, generate_pool, parse_reply
+from synthmix.generate import build_messages, generate_pool
 from synthmix.llm_client import ChatClient, ReplyCache
 from synthmix.params import GenerationParams
 from synthmix.rubric import load_rubric
 from conftest import REPO
+from fault_server import ERROR_TEXT, REFUSAL_TEXT, fault_server
 
 RUBRIC = load_rubric(REPO / "src/synthmix/default_data/tutor_error_feedback/rubric.yaml")
 
@@ -23,45 +25,6 @@ def test_prompt_has_the_paper_form():
         assert example in user["content"]
     assert not any(example in user["content"] for example in RUBRIC.positive_examples)
     assert RUBRIC.negative_criteria in user["content"] and RUBRIC.scenario in user["content"]
-
-
-@pytest.mark.parametrize("reply, expected", [
-    ("1. Can you show me how you added them?\n2) What does the 4 stand for here?\n3 - Draw both fractions first please",
-     ["Can you show me how you added them?", "What does the 4 stand for here?", "Draw both fractions first please"]),
-    ("- Walk me through your steps\n* Is 4/6 bigger than 3/4?\n\u2022 Try a pizza picture for this",
-     ["Walk me through your steps", "Is 4/6 bigger than 3/4?", "Try a pizza picture for this"]),
-    ('"Tell me how you got 4/6."\n\u201cWhy did you add the bottoms?\u201d\n1. "Check the parts are the same size"',
-     ["Tell me how you got 4/6.", "Why did you add the bottoms?", "Check the parts are the same size"]),
-    ("[1] What is 3/4 of a pizza?\n[2] How big is each piece?\nA positive response: Show me your steps", ["What is 3/4 of a pizza?", "How big is each piece?", "Show me your steps"]),
-    ("", []),
-    ("\n\n   \n", []),
-    ("1. Explain your first step to me 2. Are the pieces the same size? 3. What would a picture show?",
-     ["Explain your first step to me", "Are the pieces the same size?", "What would a picture show?"]),
-    ("Here are 3 positive responses:\nHow did you get the 6 at the bottom?\nOk\nSure! Let's see.\nPositive responses:",
-     ["How did you get the 6 at the bottom?"]),
-])
-def test_parse_reply_handles_awkward_replies(reply, expected):
-    responses, _ = parse_reply(reply)
-    assert responses == expected
-
-
-def test_parse_reply_counts_rejects_by_reason():
-    prompt_line = "Draft 3 positive responses to the question, one per line, no numbering."
-    responses, rejects = parse_reply(f"{prompt_line}\n\nHere are some:\nNo\nWhat did you do with the denominators?",
-                                     echo_lines=(prompt_line,))
-    assert responses == ["What did you do with the denominators?"]
-    assert dict(rejects) == {"echo_of_prompt": 1, "blank": 1, "preamble": 1, "too_short": 1}
-
-
-def test_truncated_reply_drops_its_cut_last_line():
-    responses, rejects = parse_reply("How did you add these?\nWhat does the bottom number mean in", truncated=True)
-    assert responses == ["How did you add these?"] and rejects["truncated"] == 1
-
-
-def test_one_long_line_without_numbers_stays_one_response():
-    line = "Maya, look at step 2. What happens to the denominators when you add? " * 3
-    responses, _ = parse_reply(line)
-    assert len(responses) == 1
 
 
 SMALL = GenerationParams(pool_size_per_label=4, responses_per_call=5, max_tokens=160, max_calls_per_label=6)
@@ -113,6 +76,7 @@ def test_managed_backend_starts_and_stops_its_own_server(tmp_path):
     settings = SMALL.model_copy(update={"pool_size_per_label": 2, "max_calls_per_label": 3})
     pool, report = generate_pool(settings, RUBRIC, 0.5, tmp_path / "llm.sqlite")
     assert report["server_start_s"] is not None and report["stats"]["calls_made"] >= 2
+    assert report["concurrency"] == 1 and report["stats"]["max_concurrency"] == 1  # one slot, one call at a time
     assert len(pool) >= 2
     # a rerun replays everything and starts no server
     _, again = generate_pool(settings, RUBRIC, 0.5, tmp_path / "llm.sqlite")
@@ -142,3 +106,138 @@ def test_api_key_never_reaches_cache_or_errors(tmp_path, monkeypatch):
         generate_pool(settings, RUBRIC, 0.7, tmp_path / "llm.sqlite")
     assert secret not in str(failure.value)
     assert secret.encode() not in (tmp_path / "llm.sqlite").read_bytes()
+
+
+def fake_settings(server, **changes) -> GenerationParams:
+    """Generation against the fault server: 10 responses asked per call, the pool sized by each test's targets."""
+    return GenerationParams(backend="openai", base_url=server.base_url, model="fake-llm", responses_per_call=10,
+                            max_tokens=300, max_calls_per_label=12, max_retries=8, request_timeout_s=1.0,
+                            **changes)
+
+
+def cache_bytes(folder) -> bytes:
+    """Everything SQLite wrote for the caches in ``folder`` (database, WAL and shared-memory files)."""
+    return b"".join(path.read_bytes() for path in sorted(folder.glob("*.sqlite*")))
+
+
+def test_pool_is_the_same_at_any_concurrency_despite_faults(tmp_path):
+    targets = {1: 34, 0: 21}
+    pools, reports = {}, {}
+    with fault_server(delay_s=0.1, fault_rate=0.3, hang_s=5) as server:
+        for concurrency in (1, 8):
+            settings = fake_settings(server, concurrency=concurrency)
+            pools[concurrency], reports[concurrency] = generate_pool(settings, RUBRIC, 0.7, tmp_path / f"c{concurrency}.sqlite",
+                                                                     targets=targets)
+        faults = dict(server.faults)
+        assert server.max_in_flight > 1
+    assert pools[1].equals(pools[8])
+    assert reports[1]["calls"] == reports[8]["calls"] and reports[1]["collected"] == {"positive": 34, "negative": 21}
+    assert reports[8]["concurrency"] == 8 and sum(faults.values()) > 0 and reports[8]["stats"]["retries_this_run"] > 0
+    for text in (ERROR_TEXT, REFUSAL_TEXT):
+        assert text not in set(pools[8]["text"]) and text.encode() not in cache_bytes(tmp_path)
+    assert not pools[8]["text"].str.contains("Here are").any()  # the meta lines the server adds
+    assert reports[8]["rejects"]["positive"]["meta"] >= 1
+
+
+def test_failures_never_reach_the_pool_or_the_cache(tmp_path):
+    kinds = ("malformed_json", "empty", "error_text", "refusal")
+    with fault_server(fault_rate=0.5, fault_kinds=kinds, max_faults_per_request=2) as server:
+        pool, report = generate_pool(fake_settings(server, concurrency=4), RUBRIC, 0.3, tmp_path / "llm.sqlite",
+                                     targets={1: 20, 0: 20})
+        injected = sum(server.faults.values())
+    assert injected > 0 and report["stats"]["retries_this_run"] == injected
+    assert set(report["stats"]["retry_reasons"]) <= {"malformed JSON body", "empty content", "error text as content",
+                                                    "refusal"}
+    assert pool["text"].str.startswith("Could you show me step").all() and len(pool) == 40
+    assert ERROR_TEXT.encode() not in cache_bytes(tmp_path) and REFUSAL_TEXT.encode() not in cache_bytes(tmp_path)
+
+
+def test_rerun_reports_the_retries_of_replayed_calls(tmp_path):
+    with fault_server(fault_rate=0.4, fault_kinds=("server_error", "error_text"), max_faults_per_request=2) as server:
+        settings = fake_settings(server, concurrency=4)
+        first_pool, first = generate_pool(settings, RUBRIC, 0.7, tmp_path / "llm.sqlite", targets={1: 25, 0: 25})
+        requests_before = server.requests
+        again_pool, again = generate_pool(settings, RUBRIC, 0.7, tmp_path / "llm.sqlite", targets={1: 25, 0: 25})
+        assert server.requests == requests_before  # everything replayed
+    assert 0 < first["stats"]["retries"] <= first["stats"]["retries_this_run"]
+    assert again["stats"]["retries"] == first["stats"]["retries"] and again["stats"]["retries_this_run"] == 0
+    assert again_pool.equals(first_pool)
+
+
+def test_targets_per_label_and_a_smaller_pool_is_a_prefix_of_a_larger_one(tmp_path):
+    with fault_server() as server:
+        settings = fake_settings(server, concurrency=8)
+        small, small_report = generate_pool(settings, RUBRIC, 0.7, tmp_path / "llm.sqlite", targets={1: 7, 0: 3})
+        large, _ = generate_pool(settings, RUBRIC, 0.7, tmp_path / "llm.sqlite", targets={1: 26, 0: 15})
+    assert small_report["collected"] == {"positive": 7, "negative": 3} and small_report["calls"] == {"positive": 1, "negative": 1}
+    assert small_report["targets"] == {"positive": 7, "negative": 3} and not small_report["shortfall"]
+    for label in (1, 0):
+        head = large[large["label"] == label].head(len(small[small["label"] == label])).reset_index(drop=True)
+        assert head.equals(small[small["label"] == label].reset_index(drop=True))
+
+
+def test_pool_size_auto_needs_targets(tmp_path):
+    from synthmix.errors import InputError
+
+    with fault_server() as server:
+        with pytest.raises(InputError, match="pool_size_per_label"):
+            generate_pool(fake_settings(server, pool_size_per_label="auto"), RUBRIC, 0.7, tmp_path / "llm.sqlite")
+        pool, _ = generate_pool(fake_settings(server, pool_size_per_label=5), RUBRIC, 0.7, tmp_path / "llm.sqlite")
+    assert pool["label"].value_counts().to_dict() == {1: 5, 0: 5}
+
+
+def test_sentinel_api_key_appears_nowhere_in_cache_or_report(tmp_path, monkeypatch):
+    sentinel = "sk-sentinel-" + "z3" * 20
+    monkeypatch.setenv("SYNTHMIX_SENTINEL_KEY", sentinel)
+    with fault_server(fault_rate=0.3, fault_kinds=("server_error", "error_text")) as server:
+        settings = fake_settings(server, api_key_env="SYNTHMIX_SENTINEL_KEY", concurrency=4)
+        pool, report = generate_pool(settings, RUBRIC, 0.7, tmp_path / "llm.sqlite", targets={1: 10, 0: 10})
+        assert server.authorization == {f"Bearer {sentinel}"}  # the key was really used
+    assert sentinel.encode() not in cache_bytes(tmp_path)
+    assert sentinel not in repr(report) and sentinel not in pool.to_csv()
+
+
+def test_multi_item_data_gets_a_pool_per_item_written_to_its_own_question(tmp_path):
+    """Two items: each gets its own responses (its question in the prompt), recorded on every row."""
+    from dataclasses import replace
+
+    rubric = replace(RUBRIC, items={"q1": replace(RUBRIC, item="q1", question="What is 1/2 + 1/3?"),
+                                    "q2": replace(RUBRIC, item="q2", question="Why can't you add denominators?")})
+    wanted = {"q1": {1: 6, 0: 4}, "q2": {1: 3, 0: 2}}
+    with fault_server() as server:
+        pool, report = generate_pool(fake_settings(server, concurrency=4), rubric, 0.7, tmp_path / "llm.sqlite",
+                                     item_targets=wanted)
+    counts = pool.groupby(["item", "label"]).size().to_dict()
+    assert counts == {("q1", 1): 6, ("q1", 0): 4, ("q2", 1): 3, ("q2", 0): 2}
+    assert report["by_item"]["q2"]["collected"] == {"positive": 3, "negative": 2}
+    assert report["collected"] == {"positive": 9, "negative": 6}
+
+
+def test_prompt_examples_from_human_data_come_from_the_training_split_only(tmp_path):
+    """generation.examples: human_train: each call shows k human training responses of the label asked for,
+    drawn afresh per call; none of a replicate's validation or test responses ever reaches a prompt."""
+    import json
+    import sqlite3
+
+    from synthmix.data import load_study_data
+    from synthmix.params import parse_params
+
+    human = load_study_data(parse_params({"study": "x"}), None, replicate=1)
+    train = human["train"].to_pandas()
+    held_out = set(human["validation"]["text"]) | set(human["test"]["text"])
+    with fault_server() as server:
+        settings = fake_settings(server, concurrency=4, examples="human_train", examples_per_call=3)
+        pool, _ = generate_pool(settings, RUBRIC, 0.7, tmp_path / "llm.sqlite", targets={1: 25, 0: 25},
+                                human_examples=train)
+    assert len(pool) == 50
+    requests = [json.loads(r[0]) for r in sqlite3.connect(tmp_path / "llm.sqlite").execute("SELECT request FROM replies")]
+    shown_sets = []
+    for request in requests:
+        user = request["messages"][1]["content"]
+        label = 1 if "Examples of positive responses" in user else 0
+        block = user.split("responses:\n", 1)[1].split("\n\n", 1)[0].splitlines()
+        assert len(block) == 3
+        assert set(block) <= set(train.loc[train["label"] == label, "text"]) and not set(block) & held_out
+        shown_sets.append(frozenset(block))
+    assert len(set(shown_sets)) > 1  # drawn afresh per call
+    assert not set(pool["text"]) & set(train["text"])  # a copied example never becomes a synthetic response

@@ -79,3 +79,110 @@ def test_real_data_with_a_code_outside_the_mapping_names_the_rows(beetle_study):
     assert result.stderr.strip() == (
         f"{folder / 'broken.tsv'}: column 'accuracy' has values {{partially_correct}} in rows 5, 11; "
         "expected one of positive_labels ['correct'] or negative_labels ['incorrect']")
+
+
+# ------------------------------------------------------- the SemEval XML read in place
+SEMEVAL_DATASET = {"rubric": "rubric.yaml", "text_column": "response", "label_column": "label",
+                   "id_column": "response_id", "item_column": "item", "item_text_column": "question",
+                   "reference_column": "reference", "positive_labels": ["correct"], "negative_labels": ["incorrect"]}
+BEETLE_RUBRIC = {
+    "name": "beetle", "scenario": "Students in a tutorial dialogue system about basic electricity answer 'explain why' "
+    "questions about circuits.", "persona": "You are a student in a tutorial about electric circuits, typing a short answer.",
+    "positive_criteria": "The answer gives the reason stated in the reference answers.",
+    "negative_criteria": "The answer is wrong, irrelevant, vague or incomplete.",
+    "examples": {"positive": ["the bulb is in a closed path with the battery"], "negative": ["i do not know"]}}
+
+
+def test_semeval_source_reads_items_questions_and_references(beetle_dir, tmp_path):
+    from synthmix.data import load_human_data
+    from synthmix.rubric import load_study_rubric
+
+    (tmp_path / "rubric.yaml").write_text(yaml.safe_dump(BEETLE_RUBRIC))  # no question: the XML gives each one
+    folder = beetle_dir / "training" / "2way" / "beetle"
+    params = parse_params({"study": "b", "dataset": {**SEMEVAL_DATASET, "source": f"semeval:{folder}"}}).dataset
+    loaded = load_human_data(params, tmp_path / "params.yaml")
+    assert len(loaded.dataset) == 3941 and sum(loaded.dataset["label"]) == 1665
+    assert len(loaded.items) == 47 and len(set(loaded.dataset["item"])) == 47
+    rubric = load_study_rubric(params, tmp_path / "params.yaml", loaded)
+    item = rubric.for_item("BULB_C_VOLTAGE_EXPLAIN_WHY1")
+    assert item.question == "Explain why you got a voltage reading of 1.5 for terminal 1 and the positive terminal."
+    assert item.positive_examples[0] == "Terminal 1 and the positive terminal are separated by the gap"
+    assert len(item.positive_examples) == 5 and item.negative_examples == ("i do not know",)
+
+
+def test_semeval_folder_without_xml_names_the_folders_that_have_it(beetle_dir, tmp_path):
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"study": "b", "dataset": {
+        **SEMEVAL_DATASET, "source": f"semeval:{beetle_dir}"}}))
+    (tmp_path / "rubric.yaml").write_text(yaml.safe_dump(BEETLE_RUBRIC))
+    result = run_cli("validate", str(tmp_path / "params.yaml"))
+    assert result.returncode == 2
+    assert f"{beetle_dir}: no SemEval question files (*.xml) in this folder; folders below it that hold XML files: " \
+           "test/2way/beetle/test-unseen-answers, test/2way/beetle/test-unseen-questions, training/2way/beetle" \
+           in result.stderr
+
+
+def test_beetle_split_keeps_identical_answers_together(beetle_dir):
+    from synthmix.data import load_human_data, normalise_text, split_human_data, split_report
+
+    folder = beetle_dir / "training" / "2way" / "beetle"
+    params = parse_params({"study": "b", "dataset": {**SEMEVAL_DATASET, "source": f"semeval:{folder}",
+                                                     "item_text_column": None, "reference_column": None}}).dataset
+    splits = split_human_data(load_human_data(params).dataset, params, replicate=1)
+    report = split_report(splits)
+    assert report["groups_across_splits"] == 0 and report["duplicate_groups"] > 200
+    train = {normalise_text(t) for t in splits["train"]["text"]}
+    assert not train & {normalise_text(t) for t in splits["test"]["text"]}
+    for item, cells in report["by_item"].items():  # every question is stratified: about a third trains
+        n = sum(sum(c.values()) for c in cells.values())
+        trained = sum(cells["train"].values()) + sum(cells["validation"].values())
+        assert abs(trained - n / 3) <= 4, (item, cells)
+
+
+def test_reduced_beetle_study_runs_to_a_teacher_with_per_item_auc(beetle_dir, tmp_path):
+    """Three Beetle questions, smoke-sized settings, the offline generator: generate, filter, teacher."""
+    import shutil
+
+    import pandas as pd
+
+    from synthmix.metrics import auc_by_item
+
+    questions = tmp_path / "questions"  # a scratch selection of the shared XML, outside the repository
+    questions.mkdir()
+    for name in ("FaultFinding-BULB_C_VOLTAGE_EXPLAIN_WHY1", "SwitchesBulbsSeries-SWITCH_OPEN_EXPLAIN_Q",
+                 "FaultFinding-TERMINAL_STATE_EXPLAIN_Q"):
+        shutil.copy(beetle_dir / "training" / "2way" / "beetle" / f"{name}.xml", questions)
+    # a default question as well, for steps that read the rubric without the data's items
+    (tmp_path / "rubric.yaml").write_text(yaml.safe_dump({**BEETLE_RUBRIC, "question": "Explain why."}))
+    params = {"study": "beetle-reduced", "dataset": {**SEMEVAL_DATASET, "source": "semeval:questions"},
+              "generation": {"temperatures": [0.7], "pool_margin": 1.0, "responses_per_call": 5, "max_tokens": 200,
+                             "max_calls_per_label": 8},
+              "teacher": {"synthetic_shares": [0.1], "max_length": 48, "max_epochs": 1, "patience": 1,
+                          "increment": 4, "bootstrap_resamples": 100},
+              "replicates": 1}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    checked = run_cli("validate", str(tmp_path / "params.yaml"))
+    assert checked.returncode == 0, checked.stderr
+    assert "301 responses, 87 coded 1" in checked.stdout and "3 items, each stratified" in checked.stdout
+    out = run_cli("run", str(tmp_path / "params.yaml"), "--only", "train_teacher", "--results", str(tmp_path / "results"),
+                  "--no-progress")
+    assert out.returncode == 0, out.stdout + out.stderr
+    (teacher,) = (tmp_path / "results" / "beetle-reduced" / "03_train_teacher").glob("*")
+    predictions = pd.read_parquet(teacher / "test_predictions.parquet")
+    human_only = predictions[predictions["checkpoint"] == 0]
+    assert len(human_only) == 200 and human_only["item"].nunique() == 3
+    result = auc_by_item(human_only["label"], human_only["score"], human_only["item"])
+    assert result["n_items_scored"] == 3 and 0 <= result["macro"] <= 1 and 0 <= result["pooled"] <= 1
+
+
+def test_semeval_folder_fingerprint_follows_its_xml(beetle_dir, tmp_path):
+    import shutil
+
+    from synthmix.data import dataset_fingerprint
+    from synthmix.params import DatasetParams
+
+    shutil.copy(beetle_dir / "training" / "2way" / "beetle" / "FaultFinding-TERMINAL_STATE_EXPLAIN_Q.xml", tmp_path)
+    params = DatasetParams(source="semeval:.")
+    before = dataset_fingerprint(params, tmp_path / "params.yaml")
+    path = tmp_path / "FaultFinding-TERMINAL_STATE_EXPLAIN_Q.xml"
+    path.write_text(path.read_text().replace('accuracy="correct"', 'accuracy="incorrect"', 1))
+    assert dataset_fingerprint(params, tmp_path / "params.yaml") != before

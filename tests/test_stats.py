@@ -237,3 +237,51 @@ def test_paired_errors():
         paired_vs_baseline(df, "condition", "auc", "seed", "missing")
     with pytest.raises(ValueError):
         paired_vs_baseline(pd.concat([df, df.iloc[:1]]), "condition", "auc", "seed", "base")
+
+
+# ---------------------------------------------------------------- against hand formulas and a second library
+def test_welch_anova_matches_the_textbook_formula_and_pingouin():
+    import pingouin
+
+    groups = {"a": [0.71, 0.74, 0.69, 0.73], "b": [0.80, 0.66, 0.75, 0.91, 0.62], "c": [0.70, 0.71, 0.705]}
+    x = [np.asarray(v) for v in groups.values()]
+    n = np.array([v.size for v in x], float)
+    m = np.array([v.mean() for v in x])
+    w = n / np.array([v.var(ddof=1) for v in x])
+    grand = (w * m).sum() / w.sum()
+    k = len(x)
+    lam = ((1 - w / w.sum()) ** 2 / (n - 1)).sum()
+    f = ((w * (m - grand) ** 2).sum() / (k - 1)) / (1 + 2 * (k - 2) * lam / (k**2 - 1))
+    df2 = (k**2 - 1) / (3 * lam)
+    r = welch_anova(tidy(groups), "temperature", "auc")
+    assert r.statistic == pytest.approx(f) and r.df2 == pytest.approx(df2) and r.df1 == 2
+    assert r.p_value == pytest.approx(sps.f.sf(f, 2, df2))
+    ref = pingouin.welch_anova(data=tidy(groups), dv="auc", between="temperature").iloc[0]
+    assert r.statistic == pytest.approx(ref["F"]) and r.p_value == pytest.approx(ref["p_unc"])
+
+
+def test_games_howell_matches_the_studentized_range_by_hand_for_three_groups():
+    groups = {"a": [1.0, 2.0, 4.0, 3.0], "b": [3.0, 5.0, 6.0, 9.0, 12.0], "c": [2.0, 2.5, 3.5]}
+    gh = games_howell(tidy(groups), "temperature", "auc").set_index(["group_a", "group_b"])
+    a, b = np.asarray(groups["a"]), np.asarray(groups["b"])
+    va, vb = a.var(ddof=1) / a.size, b.var(ddof=1) / b.size
+    t = (a.mean() - b.mean()) / math.sqrt(va + vb)
+    dof = (va + vb) ** 2 / (va**2 / (a.size - 1) + vb**2 / (b.size - 1))
+    row = gh.loc[("a", "b")]
+    assert row["t"] == pytest.approx(t) and row["df"] == pytest.approx(dof)
+    assert row["p_value"] == pytest.approx(sps.studentized_range.sf(abs(t) * math.sqrt(2), 3, dof))
+    assert list(gh.index) == [("a", "b"), ("a", "c"), ("b", "c")]
+    # more groups in the family -> a larger (more conservative) p than the two-group Welch t test
+    assert row["p_value"] > sps.ttest_ind(a, b, equal_var=False).pvalue
+
+
+def test_games_howell_zero_spread_and_single_group():
+    gh = games_howell(tidy({"a": [0.7, 0.7, 0.7], "b": [0.7, 0.7]}), "temperature", "auc").iloc[0]
+    assert gh["se"] == 0 and math.isnan(gh["t"]) and math.isnan(gh["p_value"])
+    one = games_howell(tidy({"a": [1.0, 2.0]}), "temperature", "auc")
+    assert one.empty and "p_value" in one.columns
+
+
+def test_holm_rejects_values_outside_the_unit_interval():
+    with pytest.raises(ValueError):
+        holm([0.2, 1.5])

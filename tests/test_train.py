@@ -27,7 +27,6 @@ from synthmix.params import TeacherParams, parse_params
 from synthmix.train import (
     batches,
     fine_tune,
-    mixed_counts,
     predict_logits,
     predict_proba,
     save_teacher_run,
@@ -36,9 +35,8 @@ from synthmix.train import (
     transfer_set,
 )
 
-PARAMS = TeacherParams(
-    max_length=32, batch_size=8, max_epochs=2, patience=1, increment=4, max_synthetic=12, bootstrap_resamples=20
-)
+PARAMS = TeacherParams(max_length=32, batch_size=8, max_epochs=2, patience=1, increment=4, bootstrap_resamples=20)
+SHARES = (0.2, 1 / 3)  # with 16 human training responses: 4 and 8 synthetic, in steps of 4
 
 
 @pytest.fixture(scope="module")
@@ -63,18 +61,20 @@ def human(full_split):
 
 @pytest.fixture(scope="module")
 def synthetic():
-    """A pool of 10 'synthetic' responses with the labels they were written for."""
+    """A pool of 20 'synthetic' responses with the labels they were written for."""
     good = ["Can you explain how you got that answer?", "Walk me through your steps, please.",
             "What did you do first? Show me your work.", "Tell me how you thought about it.",
             "How did you get 4/6? Explain your reasoning."]
     bad = ["Great job!", "That is wrong, the answer is 2/3.", "Remember to simplify.",
            "Good effort, try again.", "Nice work, keep going."]
-    return pd.DataFrame({"text": good + bad, "label": [1] * 5 + [0] * 5})
+    good += [f"{text} Take your time." for text in good]
+    bad += [f"{text} See you tomorrow." for text in bad]
+    return pd.DataFrame({"text": good + bad, "label": [1] * 10 + [0] * 10})
 
 
 @pytest.fixture(scope="module")
 def incremental(human, synthetic):
-    return train_incremental(human, synthetic, PARAMS, seed=0, transfer_texts=synthetic["text"][:3])
+    return train_incremental(human, synthetic, PARAMS, 0, SHARES, transfer_texts=synthetic["text"][:3])
 
 
 def test_fine_tune_runs_and_gives_finite_auc(human):
@@ -108,25 +108,28 @@ def test_early_stopping_restores_best_epoch(human):
 
 def test_incremental_checkpoints(incremental, synthetic):
     table = incremental.metrics
-    # pool 10 < max_synthetic 12: increments of 4, the last one partial
-    assert table["checkpoint"].tolist() == [0, 1, 2, 3]
-    assert table["n_synthetic"].tolist() == [0, 4, 8, 10]
+    # a checkpoint at exactly each share asked for: 4 (20%) and 8 (33%) added to 16 human responses
+    assert table["checkpoint"].tolist() == [0, 1, 2]
+    assert table["n_synthetic"].tolist() == [0, 4, 8] and table["n_added"].tolist() == [0, 4, 8]
     assert (table["protocol"] == "incremental").all() and (table["n_human"] == 16).all()
-    assert table["synthetic_share"].tolist() == pytest.approx([0, 4 / 20, 8 / 24, 10 / 26])
+    assert table["synthetic_share"].tolist() == pytest.approx([0, 4 / 20, 8 / 24])
+    assert table["target_share"].tolist() == pytest.approx([0, 0.2, 1 / 3])
+    assert table["positive_rate"].tolist() == pytest.approx([0.5, 0.5, 0.5])  # label balance kept
     assert np.isfinite(table["auc"]).all()
     from synthmix.metrics import evaluate
 
     assert set(evaluate([0, 1], [0.2, 0.8], n_resamples=10)) <= set(table.columns)
-    assert sorted(incremental.history["synthetic_order"]) == list(range(10))
-    assert len(incremental.history["increments"]) == 3
+    assert incremental.history["schedule"] == [4, 8]
+    assert len(incremental.history["increments"]) == 2
     predictions = incremental.test_predictions
-    assert len(predictions) == 4 * 24 and set(predictions.columns) == {"checkpoint", "id", "row", "label", "score"}
+    assert len(predictions) == 3 * 24
+    assert set(predictions.columns) == {"checkpoint", "id", "row", "item", "label", "score"}
     assert incremental.transfer_logits.shape == (3, 3)
 
 
 def test_test_split_never_reaches_training_or_early_stopping(incremental, full_split, human, synthetic):
     test_rows = set(full_split["test"]["row"])
-    mixed = train_mixed(human, synthetic, 0.5, PARAMS.model_copy(update={"max_epochs": 1}), seed=0)
+    mixed = train_mixed(human, synthetic, 0.2, PARAMS.model_copy(update={"max_epochs": 1}), 0)
     for run in (incremental, mixed):
         used = run.used_rows
         assert used["train"] and used["validation"]
@@ -140,40 +143,44 @@ def test_test_split_never_reaches_training_or_early_stopping(incremental, full_s
 
 def test_same_seed_identical_different_seed_differs(human, synthetic):
     params = PARAMS.model_copy(update={"max_epochs": 1})
-    first = train_mixed(human, synthetic, 0.5, params, seed=3)
-    again = train_mixed(human, synthetic, 0.5, params, seed=3)
-    other = train_mixed(human, synthetic, 0.5, params, seed=4)
+    first = train_mixed(human, synthetic, 0.2, params, 3)
+    again = train_mixed(human, synthetic, 0.2, params, 3)
+    other = train_mixed(human, synthetic, 0.2, params, 4)
     pd.testing.assert_frame_equal(first.metrics, again.metrics, check_exact=True)
     pd.testing.assert_frame_equal(first.test_predictions, again.test_predictions, check_exact=True)
     assert not np.array_equal(first.test_predictions["score"], other.test_predictions["score"])
 
 
-def test_mixed_counts():
-    assert mixed_counts(90, 500, 0.0) == (90, 0)
-    assert mixed_counts(90, 500, 1.0) == (0, 90)
-    assert mixed_counts(90, 50, 1.0) == (0, 50)
-    assert mixed_counts(90, 500, 0.5) == (90, 90)
-    assert mixed_counts(90, 500, 0.25) == (90, 30)
-    assert mixed_counts(90, 100, 0.75) == (90, 100)  # capped at the pool
-    with pytest.raises(InputError):
-        mixed_counts(90, 100, 1.5)
-
-
 def test_mixed_share_bookkeeping(human, synthetic):
     params = PARAMS.model_copy(update={"max_epochs": 1})
-    none = train_mixed(human, synthetic, 0.0, params, seed=0)
+    none = train_mixed(human, synthetic, 0.0, params, 0)
     row = none.metrics.iloc[0]
     assert (row["n_human"], row["n_synthetic"], row["synthetic_share"]) == (16, 0, 0.0)
     assert none.history["synthetic_index"] == []
 
-    only = train_mixed(human, synthetic, 1.0, params, seed=0)
+    only = train_mixed(human, synthetic, 1.0, params, 0)
     row = only.metrics.iloc[0]
-    assert (row["n_human"], row["n_synthetic"], row["synthetic_share"]) == (0, 10, 1.0)  # pool of 10 < 16 human
+    assert (row["n_human"], row["n_synthetic"], row["synthetic_share"]) == (0, 16, 1.0)  # as many as human train
     assert only.used_rows["train"] == [] and only.used_rows["validation"]
     assert only.history["achieved_share"] == 1.0 and only.history["target_share"] == 1.0
 
-    with pytest.raises(InputError):
-        train_mixed(human, synthetic.iloc[:0], 1.0, params, seed=0)
+
+def test_a_share_the_pool_cannot_supply_stops_instead_of_capping(human, synthetic):
+    from synthmix.sampling import PoolShortage
+
+    params = PARAMS.model_copy(update={"max_epochs": 1})
+    with pytest.raises(PoolShortage, match="t0.7-none-mixed: needs 8 coded 1 but it holds 3"):
+        train_mixed(human, synthetic.iloc[7:], 1.0, params, 0, what="t0.7-none-mixed")
+    with pytest.raises(PoolShortage, match="needs 4 coded 1"):
+        train_incremental(human, synthetic.iloc[7:], params, 0, SHARES)
+
+
+def test_replay_arm_adds_the_same_counts_of_human_responses(human):
+    replay = train_incremental(human, None, PARAMS, 0, SHARES, replay=True)
+    table = replay.metrics
+    assert (table["protocol"] == "replay").all()
+    assert table["n_added"].tolist() == [0, 4, 8] and table["n_synthetic"].tolist() == [0, 0, 0]
+    assert table["positive_rate"].tolist() == pytest.approx([0.5, 0.5, 0.5])
 
 
 def test_per_batch_padding_is_shorter_than_max_length():
@@ -195,34 +202,38 @@ def test_transfer_set_and_saving_a_run(incremental, human, synthetic, tmp_path):
     import json
 
     transfer = transfer_set(human, synthetic)
-    assert len(transfer) == 16 + 10 and (transfer["source"] == "synthetic").sum() == 10
+    assert len(transfer) == 16 + 20 and (transfer["source"] == "synthetic").sum() == 20
     assert transfer["text"].tolist() == list(human["train"]["text"]) + synthetic["text"].tolist()
     logits = predict_logits(incremental.model, incremental.tokenizer, transfer["text"], max_length=32)
     run = dataclasses.replace(
         incremental, transfer_logits=pd.DataFrame({"text": transfer["text"], "logit_0": logits[:, 0], "logit_1": logits[:, 1]})
     )
-    report = save_teacher_run(run, transfer, tmp_path, protocol="incremental", seed=0)
+    report = save_teacher_run(run, transfer, tmp_path, protocol="incremental", replicate=0)
     saved = pd.read_parquet(tmp_path / "transfer_logits.parquet")
-    assert list(saved.columns) == ["text", "label", "source", "logit_0", "logit_1"] and len(saved) == 26
-    assert pd.read_parquet(tmp_path / "metrics.parquet")["n_synthetic"].tolist() == [0, 4, 8, 10]
-    assert len(pd.read_parquet(tmp_path / "test_predictions.parquet")) == 4 * 24
+    assert list(saved.columns) == ["text", "label", "source", "logit_0", "logit_1"] and len(saved) == 36
+    assert pd.read_parquet(tmp_path / "metrics.parquet")["n_synthetic"].tolist() == [0, 4, 8]
+    assert len(pd.read_parquet(tmp_path / "test_predictions.parquet")) == 3 * 24
     on_disk = json.loads((tmp_path / "teacher_report.json").read_text())
     assert on_disk["used_rows"] == report["used_rows"] and on_disk["early_stopping"]["epochs_run"] >= 1
     assert not (tmp_path / "model").exists()
     with pytest.raises(ValueError):
-        save_teacher_run(run, transfer.iloc[:3], tmp_path / "other", protocol="incremental", seed=0)
+        save_teacher_run(run, transfer.iloc[:3], tmp_path / "other", protocol="incremental", replicate=0)
 
 
 def test_shared_human_fine_tune_is_computed_once_and_changes_nothing(human, synthetic, tmp_path):
-    """A seed's human-only fine-tune is stored once; runs that load it give the same numbers."""
-    direct = train_incremental(human, synthetic, PARAMS, seed=5)
-    first = train_incremental(human, synthetic, PARAMS, seed=5, base_cache_dir=tmp_path)
+    """A replicate's human-only fine-tune is stored once, with normal file modes; runs that load it give the
+    same numbers."""
+    import stat
+
+    direct = train_incremental(human, synthetic, PARAMS, 5, SHARES)
+    first = train_incremental(human, synthetic, PARAMS, 5, SHARES, base_cache_dir=tmp_path)
     (entry,) = list(tmp_path.iterdir())
     stamp = (entry / "history.json").stat().st_mtime_ns
-    second = train_incremental(human, synthetic, PARAMS, seed=5, base_cache_dir=tmp_path)
+    assert stat.S_IMODE(entry.stat().st_mode) & 0o055 and stat.S_IMODE((entry / "history.json").stat().st_mode) & 0o044
+    second = train_incremental(human, synthetic, PARAMS, 5, SHARES, base_cache_dir=tmp_path)
     assert (entry / "history.json").stat().st_mtime_ns == stamp  # loaded, not retrained
     pd.testing.assert_frame_equal(direct.metrics, first.metrics)
     pd.testing.assert_frame_equal(first.metrics, second.metrics)
     assert first.history["initial"] == second.history["initial"]
-    train_incremental(human, synthetic, PARAMS, seed=6, base_cache_dir=tmp_path)
-    assert len(list(tmp_path.iterdir())) == 2  # another seed is another entry
+    train_incremental(human, synthetic, PARAMS, 6, SHARES, base_cache_dir=tmp_path)
+    assert len(list(tmp_path.iterdir())) == 2  # another replicate is another entry

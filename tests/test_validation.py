@@ -40,8 +40,14 @@ CASES = {
                                  ["{params}: generation.temperatures: temperature 3.0 is outside [0, 2]; got [0.3, 3.0]"]),
     "share outside [0, 1]": (dict(teacher__synthetic_shares=[0.5, 1.5]), None,
                              ["{params}: teacher.synthetic_shares: synthetic share 1.5 is outside [0, 1]; got [0.5, 1.5]"]),
-    "increment larger than the maximum": (dict(teacher__increment=300, teacher__max_synthetic=250), None,
-                                          ["{params}: teacher: increment (300) is larger than max_synthetic (250)"]),
+    "a share incremental training cannot reach": (
+        dict(experiments={"size": {"protocols": ["incremental"], "synthetic_shares": [0.5, 1.0]}}), None,
+        ["{params}: experiments.size: share 1.0 cannot be reached by protocol 'incremental' or 'replay' (they start "
+         "from the human fine-tune); use protocol 'mixed' for synthetic-only training"]),
+    "a claim judged at a share its experiment does not run": (
+        dict(experiments={"size": {"synthetic_shares": [0.5]}}), None,
+        ["{params}: (top level): claims.size_share (0.8) is not among experiments.size.synthetic_shares [0.5]: "
+         "the claim is judged at a share the experiment runs"]),
     "patience below 1": (dict(teacher__patience=0), None,
                          ["{params}: teacher.patience: Input should be greater than or equal to 1; got 0"]),
     "alpha outside [0, 1]": (dict(student__alpha=1.5), None,
@@ -62,15 +68,16 @@ CASES = {
                      ["{folder}/coded.csv: column 'response_id' repeats ids in rows 4, 5; expected unique ids"]),
     "labels both positive and negative": (dict(dataset__negative_labels=[0, 1]), None,
                                           ["{params}: dataset: label values ['1'] are both positive and negative"]),
-    "missing rubric": (dict(dataset__rubric="no_rubric.yaml"), None, ["{folder}/no_rubric.yaml: rubric file not found (dataset.rubric)"]),
+    "missing rubric": (dict(dataset__rubric="no_rubric.yaml"), None, ["{params}: line 2: dataset.rubric: rubric file {folder}/no_rubric.yaml not found; expected a rubric YAML "
+                                                                 "(a path relative to the params file, or embedded:NAME)"]),
     "unknown teacher model": (dict(teacher__model="minilm-l7"), None,
-                              ["teacher.model: unknown model 'minilm-l7': not a short name (minilm-l6), not a local folder, "
+                              ["{params}: line 6: teacher.model: unknown model 'minilm-l7': not a short name (minilm-l6), not a local folder, "
                                "and not reachable on the Hugging Face hub (offline?)"]),
     "unknown student model": (dict(student__model="tiny-bert-x"), None,
-                              ["student.model: unknown model 'tiny-bert-x': not a short name (minilm-l6), not a local folder, "
+                              ["{params}: line 5: student.model: unknown model 'tiny-bert-x': not a short name (minilm-l6), not a local folder, "
                                "and not reachable on the Hugging Face hub (offline?)"]),
     "managed server with an unknown model": (dict(generation__model="gpt-5"), None,
-                                             ["generation.model: 'gpt-5' is neither 'smollm2-135m' nor an existing .gguf file (backend managed-llama-cpp serves a local GGUF model)"]),
+                                             ["{params}: line 5: generation.model: 'gpt-5' is neither 'smollm2-135m' nor an existing .gguf file (backend managed-llama-cpp serves a local GGUF model)"]),
 }
 
 
@@ -113,7 +120,7 @@ def test_openai_backend_without_key_says_which_variable(tmp_path):
     result = run_cli("validate", str(params), env={"SYNTHMIX_TEST_KEY": ""})
     assert result.returncode == 2
     assert result.stderr.strip() == (
-        "generation: backend 'openai' needs an API key in the environment variable SYNTHMIX_TEST_KEY (it is not set); "
+        f"{params}: line 4: generation: backend 'openai' needs an API key in the environment variable SYNTHMIX_TEST_KEY (it is not set); "
         "or set generation.base_url to an OpenAI-compatible server")
 
 
@@ -138,3 +145,34 @@ def test_duplicate_responses_are_reported_with_counts(tmp_path):
 def test_shipped_params_validate(name):
     result = run_cli("validate", f"params/{name}")
     assert result.returncode == 0, result.stderr
+
+
+def test_a_pool_too_small_for_a_share_names_the_condition_and_the_numbers(tmp_path):
+    """96 human training responses, 42% coded 1: 50% synthetic needs 96 synthetic, 40 coded 1 and 56 coded 0."""
+    params = write_study(tmp_path, None, dataset={"source": "embedded:tutor_error_feedback"}, replicates=1,
+                         generation={"temperatures": [0.7], "pool_size_per_label": 30},
+                         teacher={"synthetic_shares": [0.5]})
+    result = run_cli("validate", str(params))
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stderr.strip().splitlines() == [
+        f"{params}: experiments.grid: condition t0.7-none-incremental (replicate 0) needs {n} synthetic responses "
+        f"coded {label} at share 0.5 (96 human training responses, 42% positive), but generation.pool_size_per_label "
+        "is 30; raise it or set it to 'auto'" for n, label in ((40, 1), (56, 0))]
+    run = run_cli("run", str(params), "--results", str(tmp_path / "results"))
+    assert run.returncode == 2 and not (tmp_path / "results").exists()
+    enough = write_study(tmp_path, None, dataset={"source": "embedded:tutor_error_feedback"}, replicates=1,
+                         generation={"temperatures": [0.7], "pool_size_per_label": 56},
+                         teacher={"synthetic_shares": [0.5]})
+    assert run_cli("validate", str(enough)).returncode == 0
+
+
+def test_an_unavailable_device_is_a_clear_error_at_validate(tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is present")
+    params = write_study(tmp_path, compute={"device": "cuda"})
+    result = run_cli("validate", str(params))
+    assert result.returncode == 2
+    assert "compute.device: cuda is not available on this machine" in result.stderr
+    assert run_cli("validate", str(write_study(tmp_path, compute={"device": "auto"}))).returncode == 0

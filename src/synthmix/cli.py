@@ -1,4 +1,4 @@
-"""The ``synthmix`` command: ``validate PARAMS`` and ``run PARAMS``.
+"""The ``synthmix`` command: ``validate PARAMS``, ``run PARAMS`` and ``init DATA``.
 
 Exit status: 0 on success, 2 for bad input (one line per problem), 1 when a step fails.
 """
@@ -19,30 +19,93 @@ def check_study(params_path: str | Path):
 
     Raises ``InputError`` with one line per problem.
     """
-    from synthmix.data import load_human_data, split_human_data
+    from synthmix.data import describe_split, load_human_data, split_human_data, split_report
     from synthmix.params import load_params
-    from synthmix.rubric import load_rubric, rubric_path
+    from synthmix.rubric import load_rubric, load_study_rubric, rubric_path
+    from synthmix.scaffold import todo_problems
 
     params = load_params(params_path)
-    problems: list[str] = []
+    problems: list[str] = todo_problems(params_path)  # values `synthmix init` left for a person to write
     loaded = None
     try:
         loaded = load_human_data(params.dataset, params_path)
     except InputError as exc:
         problems += exc.problems
     try:
-        load_rubric(rubric_path(params.dataset, params_path))
+        rubric = rubric_path(params.dataset, params_path)
+        if rubric.is_file() and loaded is not None:
+            load_study_rubric(params.dataset, params_path, loaded)  # with the items' entries and data columns
+        elif rubric.is_file():
+            load_rubric(rubric, question_from_data=bool(params.dataset.item_text_column))
+        else:
+            problems += _in_params(params_path, [f"dataset.rubric: rubric file {rubric} not found; expected a rubric "
+                                                 "YAML (a path relative to the params file, or embedded:NAME)"])
     except InputError as exc:
-        problems += exc.problems
-    problems += _check_generation(params)
-    problems += _check_models(params)
+        problems += _in_params(params_path, exc.problems)
+    problems += _in_params(params_path, _check_generation(params) + _check_models(params))
     if problems:
         raise InputError(problems)
     splits = split_human_data(loaded.dataset, params.dataset)
     notes = [f"{loaded.source}: {len(loaded.dataset)} responses, {sum(loaded.dataset['label'])} coded 1; "
-             f"split (seed {params.dataset.split_seed}): " + ", ".join(f"{n} {len(d)}" for n, d in splits.items())]
+             f"split (seed {params.dataset.split_seed}, replicate 0): "
+             + ", ".join(f"{n} {len(d)}" for n, d in splits.items())]
+    notes += [f"split of replicate 0: {describe_split(split_report(splits))}"]
     notes += [f"warning: {w}" for w in loaded.warnings]
+    notes += [f"dedupe conflict: {c}" for c in loaded.conflicts[:5]]
+    design = _check_design(params, params_path)
+    notes += design
     return params, splits, notes
+
+
+def _check_design(params, params_path) -> list[str]:
+    """Whether every pool can supply every share asked for (raises InputError naming each condition)."""
+    from synthmix.pipeline import study_design
+
+    design = study_design(params, params_path)
+    if design.problems:
+        raise InputError([f"{params_path}: {problem}" for problem in design.problems])
+    sizes = sorted({s["n_human"] for s in design.replicates})
+    notes = [f"{params.replicates} replicates, human training responses per replicate: "
+             f"{', '.join(map(str, sizes))}"]
+    for temperature in sorted(design.targets):
+        need, target = design.needs[temperature], design.targets[temperature]
+        notes.append(f"pool t={temperature:g}: the largest draw needs {need[1]} coded 1 and {need[0]} coded 0; "
+                     f"generation targets {target[1]} and {target[0]}")
+    return notes
+
+
+def _in_params(params_path, problems: list[str]) -> list[str]:
+    """Problems about a params key ('teacher.model: ...'), prefixed with the params file and the key's line."""
+    import re
+
+    located = []
+    for problem in problems:
+        key = re.match(r"([a-z_]+(?:\.[a-z_]+)*):", problem)
+        if key is None or problem.startswith(str(params_path)):
+            located.append(problem)
+            continue
+        line = _key_line(params_path, key.group(1))
+        located.append(f"{params_path}: " + (f"line {line}: " if line else "") + problem)
+    return located
+
+
+def _key_line(params_path, dotted_key: str) -> int | None:
+    """The 1-based line of a dotted key (``generation.model``) in a params YAML file, or None."""
+    import yaml
+
+    try:
+        node = yaml.compose(Path(params_path).read_text())
+    except (OSError, yaml.YAMLError):
+        return None
+    line = None
+    for part in dotted_key.split("."):
+        if not isinstance(node, yaml.MappingNode):
+            break
+        match = next(((k, v) for k, v in node.value if getattr(k, "value", None) == part), None)
+        if match is None:
+            break
+        line, node = match[0].start_mark.line + 1, match[1]
+    return line
 
 
 def _check_generation(params) -> list[str]:
@@ -74,6 +137,12 @@ def _check_models(params) -> list[str]:
             resolve_model(name, key=key)
         except InputError as exc:
             problems += exc.problems
+    from synthmix.devices import resolve_device
+
+    try:
+        resolve_device(params.compute.device)
+    except InputError as exc:
+        problems += exc.problems
     return problems
 
 
@@ -85,38 +154,84 @@ def _validate(args) -> int:
     return 0
 
 
+def _check_results_folder(results: str) -> None:
+    """Raise ``InputError`` when ``--results`` (or a folder above it) exists but is not a folder."""
+    path = Path(results).expanduser().absolute()
+    for candidate in (path, *path.parents):
+        if candidate.exists():
+            if not candidate.is_dir():
+                raise InputError(f"--results {results}: {candidate} is a file, not a folder; "
+                                 "expected a results folder (it is created when missing)")
+            return
+
+
 def _run(args) -> int:
     from synthmix.pipeline import NOTEBOOKS, plan_study
-    from synthmix.runner import StepFailed, is_complete, run_steps
+    from synthmix.executors import make_executor
+    from synthmix.runner import StepFailed, is_complete
+    from synthmix.runner import forget_completion, incomplete_reason, stale_steps
 
+    _check_results_folder(args.results)
+    executor = make_executor(args.executor, workers=args.workers, cluster=args.cluster, scheduler=args.scheduler,
+                             cluster_config=args.cluster_config)
     params, _, notes = check_study(args.params)
     for note in notes:
         print(note)
     steps, missing = plan_study(params, args.params, args.results, only=args.only)
     complete = {s.id for s in steps if is_complete(s)}
+    stale = stale_steps(steps) if complete else {}  # complete, but their code or inputs changed since
     print(f"study '{params.study}': {len(steps)} step{'s' if len(steps) != 1 else ''} ({len(complete)} complete, {len(steps) - len(complete)} to do) "
           f"in {Path(args.results).resolve() / params.study}")
     for step in steps:
-        state = "done " if step.id in complete else "to do"
-        print(f"  [{state}] {step.notebook:<24} {step.condition}")
+        state = "stale" if step.id in stale else "done " if step.id in complete else "to do"
+        why = stale.get(step.id) or (None if step.id in complete else incomplete_reason(step))
+        print(f"  [{state}] {step.notebook:<24} {step.condition}" + (f"  ({why})" if why and why != "not run" else ""))
+    if stale:
+        print(f"{len(stale)} complete step{'s' if len(stale) != 1 else ''} stale (code or inputs changed since); "
+              + ("rerunning them (--rerun-stale)" if args.rerun_stale else "--rerun-stale reruns them"))
     if missing:
         print("not yet part of the study (notebook not written yet): " + ", ".join(NOTEBOOKS[k] for k in missing))
     if args.dry_run:
         return 0
+    if args.rerun_stale:
+        for step in steps:
+            if step.id in stale:
+                forget_completion(step)
+        complete -= set(stale)
     if len(complete) == len(steps):
         print("nothing to do: every step is already complete")
         return 0
+    from synthmix.lifetime import Interrupted, stop_on_signals
+
     began = time.monotonic()
     try:
-        results = run_steps(steps, show_progress=not args.no_progress, workers=args.workers)
+        with stop_on_signals():  # SIGINT/SIGTERM stop the kernels, workers and servers of this run
+            results = executor.run(steps, show_progress=not args.no_progress)
     except StepFailed as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except Interrupted as exc:
+        print(f"stopped by {exc.name}: running steps were stopped (their kernels and servers too); completed steps "
+              f"are kept, and `synthmix run` again redoes the rest", file=sys.stderr)
+        return exc.exit_code
     print(f"ran {len(results)} steps, skipped {len(complete)} complete ones, in {time.monotonic() - began:.1f} s")
     if any(s.kind == "analyze" for s in steps):
-        from synthmix.analysis import write_index
+        from synthmix.report import write_index
 
         print(f"index of every rendered notebook: {write_index(Path(args.results).resolve())}")
+    return 0
+
+
+def _init(args) -> int:
+    from synthmix.scaffold import init_study
+
+    params_path, rubric_path, proposal = init_study(args.data, force=args.force)
+    print(f"{args.data}: text '{proposal.text_column}', label '{proposal.label_column}' "
+          f"(values: {', '.join(f'{k} x{v}' for k, v in proposal.label_counts.items())}), "
+          f"item '{proposal.item_column}'" + (f" ({len(proposal.items)} items)" if proposal.items else ""))
+    print(f"wrote {params_path}\nwrote {rubric_path}")
+    print("next: write every 'TODO (you write this)' in both files, check the proposed columns and labels, then\n"
+          f"  synthmix validate {params_path}\n  synthmix run {params_path} --dry-run")
     return 0
 
 
@@ -133,10 +248,25 @@ def main(argv: list[str] | None = None) -> int:
                      "generate, filter, train_teacher, distill, analyze")
     run.add_argument("--results", default="results", help="results folder (default: results)")
     run.add_argument("--dry-run", action="store_true", help="print the steps and their state, run nothing")
+    run.add_argument("--rerun-stale", action="store_true",
+                     help="rerun complete steps whose notebook or src/synthmix code changed since they ran "
+                          "(and the steps that depend on them)")
     run.add_argument("--no-progress", action="store_true", help="no progress bars inside steps")
     run.add_argument("--workers", type=int, default=1, metavar="N",
                      help="run up to N independent steps at once, sharing the CPU cores (default 1)")
+    run.add_argument("--executor", choices=("local", "dask"), default="local",
+                     help="local: this machine (--workers); dask: a Dask cluster (--cluster or --scheduler)")
+    run.add_argument("--cluster", metavar="local:N|slurm",
+                     help="with dask: a LocalCluster of N worker processes, or a SLURM cluster (--cluster-config)")
+    run.add_argument("--scheduler", metavar="ADDRESS", help="with dask: the address of a running scheduler")
+    run.add_argument("--cluster-config", metavar="FILE",
+                     help="with --cluster slurm: YAML of SLURMCluster keyword arguments and jobs "
+                          "(see params/cluster-slurm.example.yaml)")
     run.set_defaults(handler=_run)
+    init = commands.add_parser("init", help="propose a params file and a rubric template for a data file")
+    init.add_argument("data", help="coded responses: CSV, TSV, JSONL or parquet")
+    init.add_argument("--force", action="store_true", help="overwrite the params and rubric files if they exist")
+    init.set_defaults(handler=_init)
     args = parser.parse_args(argv)
     try:
         return args.handler(args)

@@ -38,10 +38,23 @@ def dataset_path(params: DatasetParams, params_path: str | Path | None) -> Path 
         return embedded_dir(source.split(":", 1)[1]) / "responses.csv"
     if source.startswith("hf:"):
         return source
+    if source.startswith("semeval:"):
+        return resolve_relative(source.split(":", 1)[1], params_path or ".")
     return resolve_relative(source, params_path or ".")
 
 
+def dataset_fingerprint(params: DatasetParams, params_path: str | Path | None) -> str:
+    """A hash of the data a study reads (every XML file of a ``semeval:`` folder), or the ``hf:`` name."""
+    from synthmix import io
+
+    where = dataset_path(params, params_path)
+    if isinstance(where, Path) and where.is_dir():
+        return io.stable_hash({p.name: io.file_hash(p) for p in sorted(where.glob("*.xml"))})
+    return io.file_hash(where) if isinstance(where, Path) and where.is_file() else str(where)
+
+
 def _read_table(path: Path) -> pd.DataFrame:
+    """Read a CSV, TSV, JSONL or parquet file; errors name the file and the line (never a byte offset)."""
     if not path.is_file():
         raise InputError(f"{path}: dataset file not found (dataset.source)")
     kind = FORMATS.get(path.suffix.lower())
@@ -49,14 +62,65 @@ def _read_table(path: Path) -> pd.DataFrame:
         raise InputError(
             f"{path}: unsupported format '{path.suffix}'; expected one of {', '.join(FORMATS)} (dataset.source)"
         )
+    if kind == "parquet":
+        try:
+            return pd.read_parquet(path)
+        except Exception as exc:  # the parser's own message, tied to the file
+            raise InputError(f"{path}: could not be read as parquet: {exc}") from None
+    text = _utf8_text(path)
+    if kind == "jsonl":
+        return _read_jsonl(path, text)
+    import csv
+    import io as text_io
+
+    separator = "," if kind == "csv" else "\t"
+    header = next(csv.reader(text_io.StringIO(text), delimiter=separator), [])
+    repeated = [name for name, count in Counter(header).items() if count > 1]
+    if repeated:
+        raise InputError(f"{path}: line 1: column " + ", ".join(f"'{name}' appears {header.count(name)} times"
+                                                               for name in repeated)
+                         + " in the header; expected unique column names")
     try:
-        if kind in ("csv", "tsv"):
-            return pd.read_csv(path, sep="," if kind == "csv" else "\t", dtype=str, keep_default_na=False)
-        if kind == "jsonl":
-            return pd.read_json(path, lines=True, dtype=False)
-        return pd.read_parquet(path)
-    except Exception as exc:  # the parser's own message, tied to the file
+        return pd.read_csv(text_io.StringIO(text), sep=separator, dtype=str, keep_default_na=False)
+    except Exception as exc:  # pandas names the line of a malformed row
         raise InputError(f"{path}: could not be read as {kind}: {exc}") from None
+
+
+def _utf8_text(path: Path) -> str:
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise InputError(f"{path}: line {line}, column {column}: not valid UTF-8 (byte 0x{data[exc.start]:02x}); "
+                         "expected UTF-8 text (save the file as UTF-8)") from None
+
+
+def _read_jsonl(path: Path, text: str) -> pd.DataFrame:
+    import json
+
+    def unique_keys(pairs):
+        keys = [key for key, _ in pairs]
+        repeated = sorted({key for key in keys if keys.count(key) > 1})
+        if repeated:
+            raise ValueError(f"key '{repeated[0]}' appears more than once in the object")
+        return dict(pairs)
+
+    records = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line, object_pairs_hook=unique_keys)
+        except ValueError as exc:
+            reason = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
+            raise InputError(f"{path}: line {number}: not valid JSON ({reason}); expected one JSON object per line") from None
+        if not isinstance(record, dict):
+            raise InputError(f"{path}: line {number}: expected a JSON object with the columns as keys, "
+                             f"got {type(record).__name__}")
+        records.append(record)
+    return pd.DataFrame.from_records(records)
 
 
 def _read_hf(name: str, split: str) -> pd.DataFrame:
@@ -98,6 +162,8 @@ class LoadedData:
     dataset: "datasets.Dataset"  # noqa: F821
     source: str
     warnings: list[str] = field(default_factory=list)
+    items: dict[str, dict] = field(default_factory=dict)  # item -> {"question": str, "references": [str]}
+    conflicts: list[str] = field(default_factory=list)  # dedupe: texts coded both 1 and 0
 
 
 def normalise_text(text: str) -> str:
@@ -114,15 +180,24 @@ def load_human_data(params: DatasetParams, params_path: str | Path | None = None
     import datasets
 
     where = dataset_path(params, params_path)
-    frame = _read_hf(where[3:], params.hf_split) if isinstance(where, str) else _read_table(where)
+    if isinstance(where, str):
+        frame = _read_hf(where[3:], params.hf_split)
+    elif params.source.startswith("semeval:"):
+        from synthmix.semeval import read_semeval
+
+        frame = read_semeval(where)
+    else:
+        frame = _read_table(where)
     src = str(where)
     problems: list[str] = []
 
     columns = {"text_column": params.text_column, "label_column": params.label_column}
-    if params.id_column:
-        columns["id_column"] = params.id_column
-    if params.item_column:
-        columns["item_column"] = params.item_column
+    for key in ("id_column", "item_column", "item_text_column", "reference_column"):
+        if getattr(params, key):
+            columns[key] = getattr(params, key)
+    if (params.item_text_column or params.reference_column) and not params.item_column:
+        raise InputError(f"{src}: dataset.item_text_column and dataset.reference_column need dataset.item_column "
+                         "(the column naming each response's item)")
     missing = [f"'{col}' (dataset.{key})" for key, col in columns.items() if col not in frame.columns]
     if missing:
         raise InputError(
@@ -164,6 +239,7 @@ def load_human_data(params: DatasetParams, params_path: str | Path | None = None
         repeated = ids.duplicated(keep=False)
         if repeated.any():
             problems.append(f"{src}: column '{params.id_column}' repeats ids in rows {_rows(repeated)}; expected unique ids")
+    items = _item_table(frame, params, src, problems)
     if problems:
         raise InputError(problems)
 
@@ -188,36 +264,196 @@ def load_human_data(params: DatasetParams, params_path: str | Path | None = None
             "row": np.arange(1, len(frame) + 1, dtype="int64"),
         }
     )
-    return LoadedData(datasets.Dataset.from_pandas(table, preserve_index=False), src, warnings)
+    conflicts: list[str] = []
+    if params.dedupe:
+        before = len(table)
+        table, conflicts = dedupe_responses(table, src)
+        warnings.append(f"{src}: dedupe kept {len(table)} of {before} responses (one per normalised text); "
+                        f"{len(conflicts)} texts had conflicting codes")
+    return LoadedData(datasets.Dataset.from_pandas(table, preserve_index=False), src, warnings, items, conflicts)
 
 
-def split_indices(labels, split_seed: int, train_fraction: float, validation_fraction: float) -> dict[str, np.ndarray]:
-    """Deterministic stratified split: positions of each class shuffled by ``split_seed``.
+REFERENCE_SEPARATOR = " || "
 
-    ``train_fraction`` of each class goes to training; ``validation_fraction`` of that part is
-    held out as validation (for early stopping); the rest is the test set, used for no decision.
+
+def _item_table(frame: pd.DataFrame, params: DatasetParams, src: str, problems: list[str]) -> dict[str, dict]:
+    """Per item: its question text and reference answers from the data's columns (empty without them)."""
+    if not params.item_column or not (params.item_text_column or params.reference_column):
+        return {}
+    items: dict[str, dict] = {}
+    for item, rows in frame.groupby(frame[params.item_column].astype(str), sort=True):
+        entry: dict = {"question": None, "references": []}
+        if params.item_text_column:
+            texts = sorted({str(v).strip() for v in rows[params.item_text_column] if str(v).strip()})
+            if len(texts) != 1:
+                what = "is empty" if not texts else f"has {len(texts)} different texts"
+                problems.append(f"{src}: item '{item}': column '{params.item_text_column}' (dataset.item_text_column) "
+                                f"{what} in rows {_rows(frame[params.item_column].astype(str) == item)}; "
+                                "expected one question text per item")
+            entry["question"] = texts[0] if texts else None
+        if params.reference_column:
+            seen: list[str] = []
+            for value in rows[params.reference_column]:
+                if value is None or (isinstance(value, float) and np.isnan(value)):
+                    continue
+                for piece in str(value).split(REFERENCE_SEPARATOR.strip()):
+                    if piece.strip() and piece.strip() not in seen:
+                        seen.append(piece.strip())
+            entry["references"] = seen
+        items[item] = entry
+    return items
+
+
+def _majority(labels) -> int:
+    """The majority of 0/1 labels (a tie counts as 1, so a disputed response is not hidden as 0)."""
+    labels = list(labels)
+    return int(2 * sum(labels) >= len(labels))
+
+
+def split_indices(labels, split_seed: int, train_fraction: float, validation_fraction: float,
+                  texts=None, items=None, replicate: int = 0) -> dict[str, np.ndarray]:
+    """Deterministic grouped, stratified split of row positions into train, validation and test.
+
+    Rows whose texts are identical after ``normalise_text`` form one group and always land in
+    the same split (without ``texts`` every row is its own group). Groups are stratified by
+    item and by their majority label: per label, the groups are walked item by item (items and
+    groups in an order drawn from ``numpy.random.default_rng([split_seed, replicate])``, larger
+    groups first) and each goes to the split furthest behind its share, so every item and label
+    keeps about ``train_fraction`` in training, ``validation_fraction`` of that held out as
+    validation (early stopping) and the rest as test (used for no decision).
     """
-    labels = np.asarray(labels)
-    rng = np.random.default_rng(split_seed)
-    parts: dict[str, list[int]] = {name: [] for name in SPLITS}
-    for code in np.unique(labels):
-        members = rng.permutation(np.flatnonzero(labels == code))
-        n_train_part = min(max(2, round(len(members) * train_fraction)), len(members) - 1)
-        n_validation = min(max(1, round(n_train_part * validation_fraction)), n_train_part - 1)
-        parts["validation"] += members[:n_validation].tolist()
-        parts["train"] += members[n_validation:n_train_part].tolist()
-        parts["test"] += members[n_train_part:].tolist()
+    labels = np.asarray(labels, dtype=int)
+    n = len(labels)
+    keys = [normalise_text(t) for t in texts] if texts is not None else [str(i) for i in range(n)]
+    items = [str(i) for i in items] if items is not None else [""] * n
+    rng = np.random.default_rng([split_seed, replicate])
+    members: dict[str, list[int]] = {}
+    for position, key in enumerate(keys):
+        members.setdefault(key, []).append(position)
+    groups = list(members.values())
+    group_label = [_majority(labels[g]) for g in groups]
+    group_item = [Counter(items[i] for i in g).most_common(1)[0][0] for g in groups]
+    shares = {"validation": train_fraction * validation_fraction,
+              "train": train_fraction * (1 - validation_fraction), "test": 1 - train_fraction}
+    where = np.empty(len(groups), dtype=object)
+    for code in (0, 1):
+        chosen = [g for g in range(len(groups)) if group_label[g] == code]
+        item_order = {item: rank for rank, item in enumerate(rng.permutation(sorted({group_item[g] for g in chosen})))}
+        tiebreak = rng.permutation(len(chosen))
+        chosen = [g for _, g in sorted(zip(tiebreak, chosen), key=lambda pair: (
+            item_order[group_item[pair[1]]], -len(groups[pair[1]]), pair[0]))]
+        assigned = dict.fromkeys(shares, 0)
+        for g in chosen:
+            total = sum(assigned.values()) + len(groups[g])
+            split = max(shares, key=lambda name: total * shares[name] - assigned[name])
+            where[g] = split
+            assigned[split] += len(groups[g])
+        _ensure_every_split_has(code, chosen, groups, where)
+    parts = {name: [i for g, split in enumerate(where) if split == name for i in groups[g]] for name in SPLITS}
     return {name: np.sort(np.array(rows, dtype=int)) for name, rows in parts.items()}
 
 
-def split_human_data(dataset, params: DatasetParams):
-    """Split a loaded dataset into a ``DatasetDict`` with train, validation and test."""
+def _ensure_every_split_has(code: int, chosen: list[int], groups: list[list[int]], where) -> None:
+    """Move single groups so that train, validation and test each hold the label ``code``."""
+    if len(chosen) < len(SPLITS):
+        raise InputError(f"only {len(chosen)} distinct responses (after normalisation) are coded {code}; "
+                         f"at least {len(SPLITS)} are needed for train, validation and test")
+    for split in SPLITS:
+        if any(where[g] == split for g in chosen):
+            continue
+        donors = Counter(where[g] for g in chosen)
+        donor = donors.most_common(1)[0][0]
+        smallest = min((g for g in chosen if where[g] == donor), key=lambda g: len(groups[g]))
+        where[smallest] = split
+
+
+def split_human_data(dataset, params: DatasetParams, replicate: int = 0):
+    """Split a loaded dataset into a ``DatasetDict`` (train, validation, test) for replicate ``replicate``.
+
+    Grouped by normalised text and stratified by item and label (see ``split_indices``); the
+    split of replicate r is drawn from ``numpy.random.default_rng([split_seed, r])``.
+    """
     import datasets
 
-    indices = split_indices(dataset["label"], params.split_seed, params.train_fraction, params.validation_fraction)
+    indices = split_indices(dataset["label"], params.split_seed, params.train_fraction, params.validation_fraction,
+                            texts=dataset["text"], items=dataset["item"], replicate=replicate)
     return datasets.DatasetDict({name: dataset.select(indices[name]) for name in SPLITS})
 
 
-def load_study_data(params: StudyParams, params_path: str | Path | None = None):
-    """The study's human-coded data, validated and split (train / validation / test)."""
-    return split_human_data(load_human_data(params.dataset, params_path).dataset, params.dataset)
+def split_report(splits) -> dict:
+    """What a split holds: responses per split and label (and per item), and the duplicate groups kept together.
+
+    ``splits`` maps split names to datasets (or DataFrames) with ``text``, ``label`` and ``item``.
+    Returns ``counts`` (split -> {0: n, 1: n}), ``by_item`` (item -> split -> {0: n, 1: n}, empty
+    without items), ``duplicate_groups`` (normalised texts with more than one response, each kept
+    in one split), ``duplicate_rows`` and ``groups_across_splits`` (0 for a leak-free split).
+    """
+    frames = {name: pd.DataFrame({"text": list(part["text"]), "label": list(part["label"]),
+                                  "item": list(part["item"]) if "item" in _columns(part) else ""})
+              for name, part in splits.items()}
+    table = pd.concat([f.assign(split=name) for name, f in frames.items()], ignore_index=True)
+    table["key"] = table["text"].map(normalise_text)
+    counts = {name: {code: int((f["label"] == code).sum()) for code in (0, 1)} for name, f in frames.items()}
+    by_item = {}
+    if (table["item"] != "").any():
+        for item, rows in table.groupby("item", sort=True):
+            by_item[str(item)] = {name: {code: int(((rows["split"] == name) & (rows["label"] == code)).sum())
+                                         for code in (0, 1)} for name in frames}
+    sizes = table.groupby("key")["split"].agg(["size", "nunique"])
+    repeated = sizes[sizes["size"] > 1]
+    return {"counts": counts, "by_item": by_item, "duplicate_groups": int(len(repeated)),
+            "duplicate_rows": int(repeated["size"].sum()), "groups_across_splits": int((sizes["nunique"] > 1).sum())}
+
+
+def describe_split(report: dict) -> str:
+    """One line for a notebook or ``synthmix validate``: sizes per split and label, duplicate groups."""
+    parts = ", ".join(f"{name} {c[0] + c[1]} ({c[1]} coded 1)" for name, c in report["counts"].items())
+    items = f"; {len(report['by_item'])} items, each stratified" if report["by_item"] else ""
+    return (f"{parts}{items}; {report['duplicate_groups']} groups of identical responses "
+            f"({report['duplicate_rows']} rows) each kept in one split")
+
+
+def _columns(part) -> list[str]:
+    return list(part.column_names) if hasattr(part, "column_names") else list(part.columns)
+
+
+def remove_test_copies(pool, test):
+    """Drop from ``pool`` every response identical (after ``normalise_text``) to a test response.
+
+    ``pool`` is a DataFrame or ``datasets.Dataset`` with a ``text`` column; ``test`` is anything
+    with a ``text`` column (or a list of texts). Returns ``(pool_without_copies, n_removed)``,
+    the pool of the same type; call it before training so no test response is trained on.
+    """
+    test_texts = test if isinstance(test, (list, tuple)) else list(test["text"])
+    seen = {normalise_text(t) for t in test_texts}
+    keep = [normalise_text(str(t)) not in seen for t in pool["text"]]
+    removed = len(keep) - sum(keep)
+    if isinstance(pool, pd.DataFrame):
+        return pool.loc[keep].reset_index(drop=True), removed
+    return pool.select([i for i, kept in enumerate(keep) if kept]), removed
+
+
+def dedupe_responses(table: pd.DataFrame, source: str) -> tuple[pd.DataFrame, list[str]]:
+    """One row per normalised text (the first, with the majority label); lines naming each conflict.
+
+    A conflict is one text coded both 1 and 0; its kept label is the majority (a tie counts as 1).
+    """
+    keys = table["text"].map(normalise_text)
+    notes, keep = [], []
+    for key, rows in table.groupby(keys, sort=False):
+        labels = rows["label"].tolist()
+        first = rows.index[0]
+        keep.append(first)
+        if len(set(labels)) > 1:
+            majority = _majority(labels)
+            notes.append(f"{source}: '{rows['text'].iloc[0][:60]}' is coded 1 {sum(labels)} times and 0 "
+                         f"{len(labels) - sum(labels)} times (rows {', '.join(map(str, rows['row'][:5]))}); "
+                         f"kept once, coded {majority}")
+            table.loc[first, "label"] = majority
+    deduped = table.loc[sorted(keep)].reset_index(drop=True)
+    return deduped, notes
+
+
+def load_study_data(params: StudyParams, params_path: str | Path | None = None, replicate: int = 0):
+    """The study's human-coded data, validated and split (train / validation / test) for one replicate."""
+    return split_human_data(load_human_data(params.dataset, params_path).dataset, params.dataset, replicate=replicate)

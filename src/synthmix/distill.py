@@ -29,7 +29,9 @@ from synthmix.models import (
 )
 from synthmix.params import StudentParams
 from synthmix.progress import report_progress
-from synthmix.train import _generator, batches, make_optimizer, predict_proba, set_seed, tokenize_batch
+from synthmix.devices import autocast, grad_scaler
+from synthmix.models import model_device
+from synthmix.train import _generator, batches, make_optimizer, predict_proba, set_seed, to_device, tokenize_batch
 
 LATENCY_BATCH_SIZES = (1, 32)
 LATENCY_TEXTS = 64  # responses timed per repeat when no latency texts are given
@@ -57,7 +59,7 @@ def kd_loss(student_logits, teacher_logits, labels, temperature: float, alpha: f
 
 # ------------------------------------------------------------------------------- latency
 def measure_latency(model, tokenizer, texts, batch_size: int, repeats: int = 3, max_length: int = 128) -> float:
-    """Seconds per response to score ``texts`` on CPU in batches of ``batch_size``.
+    """Seconds per response to score ``texts`` on the model's device in batches of ``batch_size``.
 
     Tokenising is included (it is part of serving a response). One warm-up batch first, then
     ``repeats`` timed passes over all texts under ``torch.inference_mode``; the median pass time
@@ -69,15 +71,25 @@ def measure_latency(model, tokenizer, texts, batch_size: int, repeats: int = 3, 
     if not texts:
         raise ValueError("measure_latency needs at least one text")
     model.eval()
+    device = model_device(model)
     timings = []
-    with torch.inference_mode():
-        model(**tokenize_batch(tokenizer, texts[:batch_size], max_length))  # warm-up
+    with torch.inference_mode(), autocast(device):
+        model(**to_device(tokenize_batch(tokenizer, texts[:batch_size], max_length), device))  # warm-up
         for _ in range(repeats):
+            _synchronise(device)
             start = time.perf_counter()
             for begin in range(0, len(texts), batch_size):
-                model(**tokenize_batch(tokenizer, texts[begin : begin + batch_size], max_length))
+                model(**to_device(tokenize_batch(tokenizer, texts[begin : begin + batch_size], max_length), device))
+            _synchronise(device)
             timings.append(time.perf_counter() - start)
     return statistics.median(timings) / len(texts)
+
+
+def _synchronise(device) -> None:
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 # ------------------------------------------------------------------------------ the run
@@ -146,21 +158,27 @@ def train_student(model, tokenizer, transfer: pd.DataFrame, params: StudentParam
     import torch
 
     transfer = _check_transfer(transfer)
-    teacher_logits = torch.as_tensor(transfer[["logit_0", "logit_1"]].to_numpy(dtype=np.float32, copy=True))
+    device = model_device(model)
+    teacher_logits = torch.as_tensor(transfer[["logit_0", "logit_1"]].to_numpy(dtype=np.float32, copy=True)).to(device)
     set_seed(seed)
     generator = _generator(seed)
     optimizer = make_optimizer(model, params.learning_rate)
+    scaler = grad_scaler(device)
     history = {"train_losses": [], "n_transfer": len(transfer)}
     model.train()
     for epoch in range(1, params.epochs + 1):
         losses = []
         for index, inputs in batches(tokenizer, transfer["text"], transfer["label"], params.batch_size, max_length, generator):
+            inputs = to_device(inputs, device)
             labels = inputs.pop("labels")
-            logits = model(**inputs).logits
-            loss = kd_loss(logits, teacher_logits[index], labels, params.temperature, params.alpha)
+            with autocast(device):
+                logits = model(**inputs).logits
+            loss = kd_loss(logits.float(), teacher_logits[torch.as_tensor(index, device=device)], labels,
+                           params.temperature, params.alpha)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
             losses.append(loss.item())
         history["train_losses"].append(float(np.mean(losses)))
         report_progress(epoch, params.epochs, "student epoch")
@@ -182,6 +200,7 @@ def distill(
     n_resamples: int = 1000,
     latency_texts=None,
     batch_sizes=LATENCY_BATCH_SIZES,
+    device=None,
 ) -> StudentRun:
     """Distil a teacher into a student and return a ``StudentRun``.
 
@@ -197,11 +216,11 @@ def distill(
     """
     n_layers = student_spec(student_params.model)
     if n_layers is not None:
-        student, tokenizer = make_student(base_model, n_layers, seed)
+        student, tokenizer = make_student(base_model, n_layers, seed, device)
         kept = list(student.config.synthmix_student_of["layers"])
     else:
         resolve_model(student_params.model, key="student.model")  # fail with the right key
-        student, tokenizer = make_student(student_params.model, None, seed)
+        student, tokenizer = make_student(student_params.model, None, seed, device)
         kept = None
     history = train_student(student, tokenizer, transfer, student_params, seed, max_length)
 
@@ -212,7 +231,7 @@ def distill(
         {"id": list(test_ids) if test_ids is not None else list(range(len(test_texts))), "label": test_labels, "score": scores}
     )
 
-    teacher_model, teacher_tokenizer = teacher if teacher is not None else load_classifier(base_model, seed)
+    teacher_model, teacher_tokenizer = teacher if teacher is not None else load_classifier(base_model, seed, device)
     timed = list(latency_texts) if latency_texts is not None else test_texts[:LATENCY_TEXTS]
     latency = {
         "student": {b: measure_latency(student, tokenizer, timed, b, max_length=max_length) for b in batch_sizes},
@@ -235,10 +254,10 @@ def distill(
 
 
 # --------------------------------------------------------------------------------- saving
-def save_student_run(run: StudentRun, teacher_metrics: pd.DataFrame, output_dir, seed: int) -> dict:
+def save_student_run(run: StudentRun, teacher_metrics: pd.DataFrame, output_dir, replicate: int) -> dict:
     """Write student_metrics.json and student_predictions.parquet; return the summary written.
 
-    The summary is ``StudentRun.summary()`` plus ``seed`` and ``comparison``: one record each for
+    The summary is ``StudentRun.summary()`` plus ``replicate`` and ``comparison``: one record each for
     the teacher (test metrics of its final checkpoint in ``teacher_metrics``) and the student,
     with AUC and its CI, macro F1, kappa, parameters, size on disk and latency per response.
     """
@@ -255,7 +274,7 @@ def save_student_run(run: StudentRun, teacher_metrics: pd.DataFrame, output_dir,
         return out
 
     summary = run.summary()
-    summary["seed"] = int(seed)
+    summary["replicate"] = int(replicate)
     summary["comparison"] = [
         record("teacher", final, run.teacher_parameters, run.teacher_size_mb),
         record("student", run.metrics, run.student_parameters, run.student_size_mb),

@@ -78,12 +78,17 @@ def parse_judgement(reply: str) -> tuple[int | None, str]:
     return None, ""
 
 
-def judge_pool(pool: pd.DataFrame, rubric: Rubric, client, temperature: float, max_tokens: int) -> pd.DataFrame:
-    """Grade every response of ``pool`` with the LLM judge; one row per response (see ``GRADE_COLUMNS``)."""
+def judge_pool(pool: pd.DataFrame, rubric: Rubric, client, temperature: float, max_tokens: int,
+               concurrency: int = 1) -> pd.DataFrame:
+    """Grade every response of ``pool`` with the LLM judge; one row per response (see ``GRADE_COLUMNS``).
+
+    Up to ``concurrency`` grading calls run side by side (a managed llama.cpp client runs one);
+    the grades come back in pool order, so they do not depend on it.
+    """
     rows = []
-    for number, response in enumerate(pool.itertuples(index=False), start=1):
-        reply = client.complete(build_judge_messages(rubric, response.text), temperature=temperature, seed=0,
-                                max_tokens=max_tokens)
+    requests = ({"messages": build_judge_messages(rubric, text), "temperature": temperature, "seed": 0,
+                 "max_tokens": max_tokens} for text in pool["text"])
+    for number, reply in enumerate(client.complete_many(requests, concurrency=concurrency), start=1):
         score, rationale = parse_judgement(reply.text)
         rows.append({"grade": score, "p_positive": np.nan, "rationale": rationale or reply.text[:300],
                      "status": "graded" if score is not None else "unparseable"})
@@ -91,13 +96,13 @@ def judge_pool(pool: pd.DataFrame, rubric: Rubric, client, temperature: float, m
     return pd.DataFrame(rows)
 
 
-def teacher_grades(pool: pd.DataFrame, human, teacher_params, seed: int, threshold: float,
-                   base_cache_dir=None) -> pd.DataFrame:
-    """Grade every response with a classifier fine-tuned on the human training data only
-    (the same human-only fine-tune the incremental protocol starts from, shared via ``base_cache_dir``)."""
-    from synthmix.train import fine_tune_on_human, predict_proba
+def teacher_grades(pool: pd.DataFrame, human, teacher_params, replicate: int, threshold: float,
+                   base_cache_dir=None, device=None) -> pd.DataFrame:
+    """Grade every response with a classifier fine-tuned on replicate ``replicate``'s human training
+    data only (the same human-only fine-tune its incremental runs start from, shared via ``base_cache_dir``)."""
+    from synthmix.train import fine_tune_on_human, predict_proba, training_seed
 
-    model, tokenizer, _ = fine_tune_on_human(human, teacher_params, seed, base_cache_dir)
+    model, tokenizer, _ = fine_tune_on_human(human, teacher_params, training_seed(replicate), base_cache_dir, device)
     scores = predict_proba(model, tokenizer, list(pool["text"]), max_length=teacher_params.max_length)
     return pd.DataFrame({"grade": (scores >= threshold).astype(int), "p_positive": scores, "rationale": "",
                          "status": "graded"})
@@ -129,8 +134,11 @@ def filter_report(method: str, graded: pd.DataFrame) -> dict:
 
 
 def filter_pool(method: str, pool: pd.DataFrame, study, params_file: str | Path, cache_path: str | Path | None = None,
-                base_cache_dir: str | Path | None = None):
-    """Grade ``pool`` with ``method`` and return (graded rows, filtered pool, report)."""
+                base_cache_dir: str | Path | None = None, replicate: int = 0, device=None):
+    """Grade ``pool`` with ``method`` and return (graded rows, filtered pool, report).
+
+    ``teacher_agreement`` grades with replicate ``replicate``'s own grader, trained on its own
+    human training split (so no replicate's test responses ever shape its filter)."""
     settings = study.filter
     if method == "none":
         grades = pd.DataFrame({"grade": pd.array([pd.NA] * len(pool), dtype="Int64"), "p_positive": np.nan,
@@ -138,17 +146,18 @@ def filter_pool(method: str, pool: pd.DataFrame, study, params_file: str | Path,
         graded = apply_grades(pool, grades, keep_unparseable=False)
     elif method == "llm_judge":
         from synthmix.generate import open_client
-        from synthmix.rubric import load_rubric, rubric_path
+        from synthmix.rubric import load_study_rubric
 
-        rubric = load_rubric(rubric_path(study.dataset, params_file))
+        rubric = load_study_rubric(study.dataset, params_file)
         with open_client(study.generation, cache_path) as client:
-            grades = judge_pool(pool, rubric, client, settings.judge_temperature, settings.judge_max_tokens)
+            grades = judge_pool(pool, rubric, client, settings.judge_temperature, settings.judge_max_tokens,
+                                concurrency=settings.judge_concurrency)
         graded = apply_grades(pool, grades, keep_unparseable=settings.unparseable == "keep")
     elif method == "teacher_agreement":
         from synthmix.data import load_study_data
 
-        human = load_study_data(study, params_file)
-        grades = teacher_grades(pool, human, study.teacher, settings.seed, settings.threshold, base_cache_dir)
+        human = load_study_data(study, params_file, replicate=replicate)
+        grades = teacher_grades(pool, human, study.teacher, replicate, settings.threshold, base_cache_dir, device)
         graded = apply_grades(pool, grades, keep_unparseable=False)
     else:
         raise ValueError(f"unknown filter method {method!r}")

@@ -8,32 +8,38 @@ de-duplicated; every rejected line is counted by reason.
 
 from __future__ import annotations
 
+import difflib
+import math
 import re
 import time
 from collections import Counter
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from synthmix import io
 from synthmix.data import normalise_text
-from synthmix.errors import GenerationError
-from synthmix.llm_client import ChatClient, ReplyCache
+from synthmix.errors import GenerationError, InputError
+from synthmix.llm_client import ChatClient, ReplyCache, looks_like_error_text, managed_server_timeout
 from synthmix.params import GenerationParams
 from synthmix.progress import report_progress
 from synthmix.rubric import Rubric
 
 LABEL_WORDS = {1: "positive", 0: "negative"}
-POOL_COLUMNS = ["text", "label", "temperature", "model", "call_id", "seed"]
+POOL_COLUMNS = ["text", "label", "item", "temperature", "model", "call_id", "seed"]
 
 
-def build_messages(rubric: Rubric, label: int, count: int) -> list[dict]:
-    """The chat messages asking for ``count`` responses that a coder would code ``label``."""
+def build_messages(rubric: Rubric, label: int, count: int, examples: list[str] | None = None) -> list[dict]:
+    """The chat messages asking for ``count`` responses that a coder would code ``label``.
+
+    ``examples`` replaces the rubric's example responses (e.g. human training responses).
+    """
     word = LABEL_WORDS[label]
     criteria = rubric.positive_criteria if label == 1 else rubric.negative_criteria
-    examples = "\n".join(rubric.examples(label))
+    examples = "\n".join(examples if examples is not None else rubric.examples(label))
     user = (
         f"Scenario: {rubric.scenario}\n\n"
         f"Question: {rubric.question}\n\n"
@@ -46,7 +52,7 @@ def build_messages(rubric: Rubric, label: int, count: int) -> list[dict]:
 
 _LEADER = re.compile(
     r"^\s*(?:[-*\u2022\u00b7>]+|\[\d{1,3}\]|\(?\d{1,3}\s*[.):\]]|\d{1,3}\s+-|[A-Za-z][.)](?=\s)"
-    r"|(?:an?\s+)?(?:positive|negative)\s+response(?:\s*\d{1,3})?\s*:)\s*",
+    r"|(?:an?\s+)?(?:positive|negative)\s+response(?:\s*\d{1,3})?\s*:|response\s*#?\d{1,3}\s*[:.)-])\s*",
     re.IGNORECASE,
 )
 _INLINE_NUMBER = re.compile(r"\s+(?=\(?\d{1,2}[.)]\s)")
@@ -58,11 +64,51 @@ def split_inline_numbering(line: str) -> list[str]:
     numbers = [int(n) for n in _NUMBERS.findall(line)]
     in_sequence = len(numbers) >= 2 and numbers == list(range(numbers[0], numbers[0] + len(numbers)))
     return _INLINE_NUMBER.split(line) if in_sequence else [line]
+
+
 _QUOTES = "\"'\u201c\u201d\u2018\u2019`"
-_PREAMBLE = re.compile(
-    r"^(here (are|is)|sure|certainly|of course|okay|ok,|positive responses|negative responses|responses?:|note:)",
-    re.IGNORECASE,
-)
+_COUNT = r"(?:\d{1,3}|one|two|three|four|five|six|seven|eight|nine|ten|some|a few|several|more|another|other)"
+_LABEL_WORD = r"(?:positive|negative|good|bad|correct|incorrect)"
+# "A negative response:", "Negative responses", "Positive response 3: 10." (a tag with no response after it)
+_LABEL_TAG = re.compile(
+    rf"^[\W\d]*(?:an?\s+|the\s+)?{_LABEL_WORD}\s+(?:responses?|answers?|examples?|replies)\b[^A-Za-z]*$",
+    re.IGNORECASE)
+# "Draft 25 negative responses to the question, no numbering.", "Write 10 more positive responses: 4"
+_INSTRUCTION = re.compile(
+    rf"^(?:please\s+|now\s+)?(?:draft|write|generate|create|list|give|provide|produce)\s+(?:me\s+)?"
+    rf"(?:{_COUNT}\s+)?(?:more\s+)?(?:{_COUNT}|{_LABEL_WORD})\s+(?:\w+\s+){{0,2}}(?:responses?|answers?|replies|examples?)\b"
+    r"|\b(?:responses?|answers?) to the question\b|\bone per line\b|\bno numbering\b",
+    re.IGNORECASE)
+# "Here are 10 responses:", "Sure! Here are some…", "I hope these help", "Note: …"
+_META = re.compile(
+    r"^(?:here(?:'s|\u2019s| is| are)\s+(?:\w+\s+){0,4}(?:responses|answers|replies|examples|options|drafts|a list)\b"
+    r"|here(?:'s|\u2019s| is)\s+(?:another|one more|a (?:positive|negative))\s+(?:response|answer|reply|example)\b"
+    r"|(?:sure|certainly|of course|okay|ok|absolutely|great)\b[\s!,.]*(?:here|i can|i'd|i will|i'll|below|these)\b"
+    r"|(?:sure|certainly|of course|absolutely)\b|below (?:are|is)\b|the following\b|i hope\b|hope (?:this|these)\b"
+    r"|let me know if (?:you (?:need|want|would like) (?:more|any|other|additional|another|different|changes)|(?:these|this|that) )"
+    r"|feel free\b|note\s*:|(?:these|those) (?:are|responses|answers|replies|examples)\b"
+    r"|i(?:'ve| have) (?:written|drafted|included|created|generated)\b|as requested\b|responses?\s*:"
+    rf"|{_LABEL_WORD}\s+(?:responses?|examples?)\s*:)",
+    re.IGNORECASE)
+# lines about a response rather than a response: "This response asks Maya…", "The tutor praises…",
+# "Asks the student to explain", "Ask her how she got it", "Score: 1", "This is a negative example."
+_NOT_IN_VOICE = re.compile(
+    r"^(?:this|that|the|each|every|such|my|a|an)\s+(?:\w+\s+){0,2}(?:response|reply|example|feedback)s?\s+"
+    r"(?:is|was|are|were|would|will|does|did|do|shows?|helps?|gives?|encourages?|asks?|uses?|provides?|focus(?:es)?"
+    r"|fails?|avoids?|tells?|points?|praises?|models?|demonstrates?|lacks?|could|might|should|can|correctly"
+    r"|incorrectly|doesn'?t|does not|addresses|acknowledges|invites|guides|prompts|names|offers|misses)\b"
+    r"|^(?:in|with) (?:this|that|the) (?:response|reply|example)\b"
+    r"|^(?:the|a|this) (?:tutor|trainee)\s+(?!and\b)\w+"
+    r"|^(?:asks|tells|gives|praises|encourages|explains|shows|points out|guides|prompts|suggests|says|reminds|corrects"
+    r"|ignores|states|provides|offers|draws|models|acknowledges|invites|redirects|validates|scolds|dismisses)\b"
+    r"|^(?:ask|tell|have|encourage|remind|guide|prompt|show)\s+(?:the\s+(?:student|learner|child|kid)|him|her|them)\b"
+    r"|^(?:this|it|that) is (?:an?|another|one) (?:[\w-]+\s+){0,2}(?:response|example|answer)\b"
+    r"|^(?:she|he)\s+(?:\w+\s+)?(?:added|adds|wrote|writes|turned|turns|explains|explained|says|said|asks|asked|has|had"
+    r"|was|is|seems|looks|did|does|needs|made|makes|shows|showed|tells|told|goes|went|corrected|gets|got|tried|tries)\b"
+    r"|^(?:she|he)'s\b|^the (?:[\w-]+\s+)?(?:student|learner|pupil|child)\b"
+    r"|^(?:her|his) (?:answer|response|reply|work|mistake|error|next)\b"
+    r"|^\W*(?:score|label|code|grade)\s*[:=]?\s*[01]\b",
+    re.IGNORECASE)
 
 
 def clean_line(line: str) -> str:
@@ -76,32 +122,81 @@ def clean_line(line: str) -> str:
     return " ".join(line.split())
 
 
+def _echo_units(echo_lines: tuple[str, ...]) -> list[str]:
+    """The prompt's lines and sentences, normalised, to compare reply lines against."""
+    units = set()
+    for line in echo_lines:
+        for piece in [line, *re.split(r"(?<=[.?!])\s+", line)]:
+            normalised = normalise_text(clean_line(piece))
+            if normalised:
+                units.add(normalised)
+    return sorted(units)
+
+
+def _echoes(line: str, units: list[str]) -> bool:
+    """Whether ``line`` repeats a prompt line or sentence: the same, nearly the same, or a long part of one."""
+    normalised = normalise_text(line)
+    if not normalised:
+        return False
+    long_enough = len(normalised.split()) >= 5
+    for unit in units:
+        if normalised == unit or (long_enough and f" {normalised} " in f" {unit} "):
+            return True
+        matcher = difflib.SequenceMatcher(None, normalised, unit, autojunk=False)
+        if matcher.real_quick_ratio() >= 0.85 and matcher.quick_ratio() >= 0.85 and matcher.ratio() >= 0.85:
+            return True
+    return False
+
+
+def line_reject_reason(piece: str, line: str, echo_units: list[str], min_words: int) -> str | None:
+    """Why a reply line is not a response (a key of the report's rejects), or None when it is one.
+
+    ``piece`` is the line as written, ``line`` the same after ``clean_line``.
+    """
+    if not line:
+        return "label_tag" if _LABEL_TAG.match(piece) else "blank"
+    if looks_like_error_text(line):
+        return "error_text"
+    if _LABEL_TAG.match(piece) or _LABEL_TAG.match(line):
+        return "label_tag"
+    if _INSTRUCTION.search(line):
+        return "restates_instruction"
+    if _echoes(line, echo_units):
+        return "echo_of_prompt"
+    if line.endswith(":") or _META.match(line):
+        return "meta"
+    if _NOT_IN_VOICE.search(line):
+        return "not_in_voice"
+    if len(line.split()) < min_words:
+        return "too_short"
+    return None
+
+
 def parse_reply(text: str, echo_lines: tuple[str, ...] = (), min_words: int = 3,
                 truncated: bool = False) -> tuple[list[str], Counter]:
     """Split an LLM reply into candidate responses; count every rejected line by reason.
 
-    Handles numbered, bulleted and quoted lines, blank lines, preamble and echoed prompt lines,
-    and a reply that puts several numbered responses on one long line. With ``truncated`` (the
-    reply hit max_tokens), its last line is cut off mid-way and is dropped.
+    Handles numbered, bulleted and quoted lines, and a reply that puts several numbered responses
+    on one long line. Drops, each under its own reason: blank lines, error messages, label tags
+    ("A negative response: 10."), restated instructions ("Draft 25 negative responses…"), echoes
+    of the prompt's lines (``echo_lines``: the question, the instruction, the other label's
+    examples), meta lines ("Here are 10 responses:"), lines about a response instead of one
+    ("This response asks…"), and lines under ``min_words`` words. With ``truncated`` (the reply
+    hit max_tokens), its last line is cut off mid-way and is dropped.
     """
     rejects: Counter = Counter()
     if truncated:
         text, _, last = text.rstrip().rpartition("\n")
         if last.strip():
             rejects["truncated"] += 1
-    echoes = {normalise_text(line) for line in echo_lines if line.strip()}
+    units = _echo_units(echo_lines)
     responses: list[str] = []
     for raw_line in text.splitlines():
         for piece in split_inline_numbering(raw_line):
             line = clean_line(piece)
-            if not line:
-                rejects["blank"] += 1
-            elif normalise_text(line) in echoes:
-                rejects["echo_of_prompt"] += 1
-            elif line.endswith(":") or _PREAMBLE.match(line):
-                rejects["preamble"] += 1
-            elif len(line.split()) < min_words:
-                rejects["too_short"] += 1
+            reason = line_reject_reason(piece, line, units, min_words)
+            if reason:
+                rejects[reason] += 1
             else:
                 responses.append(line)
     return responses, rejects
@@ -113,14 +208,16 @@ class PoolReport:
 
     model: str
     temperature: float
-    target_per_label: int
+    targets: dict = field(default_factory=dict)
     collected: dict = field(default_factory=dict)
     calls: dict = field(default_factory=dict)
     rejects: dict = field(default_factory=dict)
     shortfall: dict = field(default_factory=dict)
     stats: dict = field(default_factory=dict)
+    concurrency: int = 1
     seconds: float = 0.0
     server_start_s: float | None = None
+    by_item: dict = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         """The report as a plain dict, with throughput of the calls actually made."""
@@ -135,43 +232,65 @@ class PoolReport:
 
 
 def fill_pool(client: ChatClient, rubric: Rubric, label: int, temperature: float, settings: GenerationParams,
-              report: PoolReport, on_call=None) -> list[dict]:
-    """Call the LLM (seed, seed+1, …) until ``pool_size_per_label`` distinct responses for ``label`` exist.
+              report: PoolReport, target: int, on_call=None, human_examples: list[str] | None = None) -> list[dict]:
+    """Call the LLM (seed, seed+1, …) until ``target`` distinct responses for ``label`` exist.
 
-    Stops after ``max_calls_per_label`` calls and records any shortfall in ``report``.
+    Up to ``settings.concurrency`` calls run side by side, but replies are used in call order
+    and the loop stops where the sequential one would, so the pool does not depend on the
+    concurrency. Stops after ``max_calls_per_label`` calls and records any shortfall in ``report``.
+    With ``human_examples`` (human training responses coded ``label``), each call's prompt shows
+    ``settings.examples_per_call`` of them, drawn afresh with the call's seed; a reply that copies
+    one is a duplicate, never a synthetic response.
     """
     messages = build_messages(rubric, label, settings.responses_per_call)
-    echo_lines = tuple(messages[1]["content"].splitlines()) + rubric.examples(1 - label)
-    seen = {normalise_text(example) for example in rubric.examples(label)}
+    echo_lines = (rubric.question, *messages[1]["content"].splitlines(), *rubric.examples(1 - label))
+    seen = {normalise_text(example) for example in (*rubric.examples(label), *(human_examples or ()))}
+
+    def messages_for(seed: int) -> list[dict]:
+        if not human_examples:
+            return messages
+        picks = np.random.default_rng(seed).choice(len(human_examples), min(settings.examples_per_call,
+                                                                            len(human_examples)), replace=False)
+        return build_messages(rubric, label, settings.responses_per_call, [human_examples[i] for i in picks])
+
     rejects: Counter = Counter()
     rows: list[dict] = []
     calls = 0
-    while len(rows) < settings.pool_size_per_label and calls < settings.max_calls_per_label:
-        seed = settings.seed + calls
-        calls += 1
-        reply = client.complete(messages, temperature=temperature, seed=seed, max_tokens=settings.max_tokens)
-        responses, line_rejects = parse_reply(reply.text, echo_lines, truncated=reply.finish_reason == "length")
-        rejects.update(line_rejects)
-        if not responses:
-            rejects["call_without_responses"] += 1
-        for text in responses:
-            key = normalise_text(text)
-            if key in seen:
-                exact = any(row["text"] == text for row in rows) or text in rubric.examples(label)
-                rejects["duplicate_exact" if exact else "duplicate_normalised"] += 1
-                continue
-            seen.add(key)
-            rows.append({"text": text, "label": label, "temperature": temperature, "model": client.model,
-                         "call_id": reply.call_id, "seed": seed})
-            if len(rows) == settings.pool_size_per_label:
-                break
-        if on_call:
-            on_call(len(rows))
+    requests = ({"messages": messages_for(settings.seed + number), "temperature": temperature, "seed": settings.seed + number,
+                 "max_tokens": settings.max_tokens} for number in range(settings.max_calls_per_label))
+
+    def calls_worth_starting() -> int:  # calls still needed at the distinct responses per call seen so far
+        per_call = len(rows) / calls if calls else settings.responses_per_call
+        return math.ceil((target - len(rows)) / max(per_call, 1.0))
+
+    with closing(client.complete_many(requests, settings.concurrency, calls_worth_starting)) as replies:
+        while len(rows) < target and calls < settings.max_calls_per_label:
+            reply = next(replies)
+            seed = settings.seed + calls
+            calls += 1
+            responses, line_rejects = parse_reply(reply.text, echo_lines, truncated=reply.finish_reason == "length")
+            rejects.update(line_rejects)
+            if not responses:
+                rejects["call_without_responses"] += 1
+            for text in responses:
+                key = normalise_text(text)
+                if key in seen:
+                    exact = any(row["text"] == text for row in rows) or text in rubric.examples(label)
+                    rejects["duplicate_exact" if exact else "duplicate_normalised"] += 1
+                    continue
+                seen.add(key)
+                rows.append({"text": text, "label": label, "temperature": temperature, "model": client.model,
+                             "call_id": reply.call_id, "seed": seed})
+                if len(rows) == target:
+                    break
+            if on_call:
+                on_call(len(rows))
+    report.targets[LABEL_WORDS[label]] = target
     report.collected[LABEL_WORDS[label]] = len(rows)
     report.calls[LABEL_WORDS[label]] = calls
     report.rejects[LABEL_WORDS[label]] = dict(rejects)
-    if len(rows) < settings.pool_size_per_label:
-        report.shortfall[LABEL_WORDS[label]] = settings.pool_size_per_label - len(rows)
+    if len(rows) < target:
+        report.shortfall[LABEL_WORDS[label]] = target - len(rows)
     return rows
 
 
@@ -188,12 +307,18 @@ def client_family(settings: GenerationParams) -> str:
 @contextmanager
 def open_client(settings: GenerationParams, cache_path: str | Path, http_client=None):
     """A cached ``ChatClient`` for the configured backend; a managed llama.cpp server is started
-    on the first cache miss (so a fully cached rerun starts none) and stopped on exit."""
+    on the first cache miss (so a fully cached rerun starts none) and stopped on exit.
+
+    A managed server has one slot, so its client runs one call at a time, with a request timeout
+    scaled to max_tokens and the machine (``managed_server_timeout``); an OpenAI-compatible server
+    gets ``request_timeout_s`` and up to ``concurrency`` calls in flight.
+    """
     cache = ReplyCache(cache_path)
+    managed = settings.backend == "managed-llama-cpp"
     with ExitStack() as stack:
         stack.callback(cache.close)
         def connect() -> str | None:
-            if settings.backend == "openai":
+            if not managed:
                 return settings.base_url
             from synthmix.llm_server import ManagedLlamaServer, gguf_path
 
@@ -203,36 +328,96 @@ def open_client(settings: GenerationParams, cache_path: str | Path, http_client=
             client.servers.append(server)
             return server.base_url
 
+        def managed_timeout(max_tokens: int) -> float:
+            threads = client.servers[0].threads if client.servers else (settings.server_threads or 1)
+            return managed_server_timeout(max_tokens, settings.request_timeout_s, threads)
+
         client = ChatClient(client_family(settings), settings.model, cache, connect, api_key_env=settings.api_key_env,
                             max_retries=settings.max_retries, timeout_s=settings.request_timeout_s,
-                            http_client=http_client)
+                            http_client=http_client, max_concurrency=1 if managed else None,
+                            timeout_for=managed_timeout if managed else None)
         yield client
 
 
+def pool_targets(settings: GenerationParams, targets: dict[int, int] | None) -> dict[int, int]:
+    """Responses wanted per label (1, 0): ``targets`` when given, else ``pool_size_per_label`` for both."""
+    if targets is None:
+        if not isinstance(settings.pool_size_per_label, int):
+            raise InputError("generation.pool_size_per_label: 'auto' needs the targets the pipeline derives "
+                             "from the experiments; pass targets={1: n, 0: m} or set a number")
+        return {1: settings.pool_size_per_label, 0: settings.pool_size_per_label}
+    wrong = {label: n for label, n in targets.items() if label not in (0, 1) or not isinstance(n, int) or n < 0}
+    if wrong or set(targets) != {0, 1}:
+        raise InputError(f"generation targets: expected a count >= 0 for each of labels 1 and 0, got {targets}")
+    return dict(targets)
+
+
 def generate_pool(settings: GenerationParams, rubric: Rubric, temperature: float, cache_path: str | Path,
-                  http_client=None) -> tuple[pd.DataFrame, dict]:
+                  http_client=None, targets: dict[int, int] | None = None,
+                  item_targets: dict[str, dict[int, int]] | None = None,
+                  human_examples: pd.DataFrame | None = None) -> tuple[pd.DataFrame, dict]:
     """Generate the synthetic pool for one temperature: both labels, cached, de-duplicated.
 
-    Returns the pool (columns ``POOL_COLUMNS``) and a report dict (counts, rejects by reason,
-    calls made vs replayed, tokens, time). Raises ``GenerationError`` when calls keep failing.
+    ``targets`` maps label (1, 0) to the responses wanted (default: ``pool_size_per_label`` each).
+    With ``item_targets`` (item id -> {label: wanted}), every item gets its own responses, written
+    to its own question (``rubric.for_item``), and the item is recorded on each row; the report
+    then has the counts per item in ``by_item``. With ``human_examples`` (human training responses:
+    text, label, item), prompts show examples drawn from them instead of the rubric's
+    (``generation.examples: human_train``; pass only a replicate's training split). Returns the pool (columns ``POOL_COLUMNS``) and
+    a report dict (targets, counts, rejects by reason, calls made vs replayed, retries, tokens,
+    time). Raises ``GenerationError`` when calls keep failing.
     """
     began = time.monotonic()
-    report = PoolReport(model=settings.model, temperature=temperature, target_per_label=settings.pool_size_per_label)
+    per_item = item_targets or {"": pool_targets(settings, targets)}
+    report = PoolReport(model=settings.model, temperature=temperature)
     rows: list[dict] = []
-    target = 2 * settings.pool_size_per_label
+    total = sum(sum(wanted.values()) for wanted in per_item.values())
     with open_client(settings, cache_path, http_client) as client:
-        for label in (1, 0):
-            done_before = len(rows)
-            rows += fill_pool(client, rubric, label, temperature, settings, report,
-                              on_call=lambda n, base=done_before: report_progress(base + n, target, f"label {label}"))
+        report.concurrency = min(settings.concurrency, client.max_concurrency or settings.concurrency)
+        for item, wanted in per_item.items():
+            part = report if not item_targets else PoolReport(model=settings.model, temperature=temperature)
+            task = rubric.for_item(item) if item_targets else rubric
+            for label in (1, 0):
+                done_before = len(rows)
+                what = f"item {item}, label {label}" if item_targets else f"label {label}"
+                rows += [{**row, "item": item} for row in fill_pool(
+                    client, task, label, temperature, settings, part, target=int(wanted[label]),
+                    on_call=lambda n, base=done_before, what=what: report_progress(base + n, total, what),
+                    human_examples=_examples_of(human_examples, label, item if item_targets else None))]
+            if item_targets:
+                _add_item_report(report, item, part)
         report.stats = client.stats.as_dict()
         report.server_start_s = client.servers[0].started_in_s if client.servers else None
     report.seconds = round(time.monotonic() - began, 2)
     pool = pd.DataFrame(rows, columns=POOL_COLUMNS)
-    if pool.empty:
+    if pool.empty and total:
         raise GenerationError(f"temperature {temperature}: no usable responses in {sum(report.calls.values())} calls; "
                               f"rejects: {report.rejects}")
     return pool, report.as_dict()
+
+
+def _examples_of(human: pd.DataFrame | None, label: int, item: str | None) -> list[str] | None:
+    """The human responses coded ``label`` (of ``item``, for a multi-item data set) to show as examples."""
+    if human is None:
+        return None
+    rows = human[human["label"] == label]
+    if item is not None and "item" in rows.columns:
+        rows = rows[rows["item"].astype(str) == str(item)]
+    return list(rows["text"]) or None
+
+
+def _add_item_report(report: PoolReport, item: str, part: PoolReport) -> None:
+    """Add one item's counts to the pool's totals and keep them under ``report.by_item[item]``."""
+    report.by_item[item] = {"collected": part.collected, "calls": part.calls, "shortfall": part.shortfall,
+                            "rejects": part.rejects}
+    for name in ("targets", "collected", "calls", "shortfall"):
+        totals = getattr(report, name)
+        for word, value in getattr(part, name).items():
+            totals[word] = totals.get(word, 0) + value
+    for word, reasons in part.rejects.items():
+        merged = report.rejects.setdefault(word, {})
+        for reason, count in reasons.items():
+            merged[reason] = merged.get(reason, 0) + count
 
 
 def save_pool(pool: pd.DataFrame, report: dict, output_dir: str | Path) -> None:

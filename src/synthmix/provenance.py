@@ -5,7 +5,9 @@ Every notebook ends with ``record_provenance`` so that a rendered run says what 
 
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata
+import json
 import platform
 import subprocess
 import time
@@ -26,6 +28,25 @@ def code_version() -> str:
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return (commit + ("+dirty" if dirty else "")) if commit else "unknown"
+
+
+def source_fingerprint() -> str:
+    """sha256 of the synthmix package's Python sources (each file's name and bytes), not of git.
+
+    A step's completion marker keeps it, so a result can tell when the code that made it has changed.
+    """
+    package = Path(__file__).resolve().parent
+    digest = hashlib.sha256()
+    for path in sorted(package.rglob("*.py")):
+        digest.update(path.relative_to(package).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def notebook_fingerprint(path: str | Path) -> str:
+    """sha256 of a notebook's cells (type and source): what runs, not its outputs or metadata."""
+    cells = json.loads(Path(path).read_text(encoding="utf-8")).get("cells", [])
+    code = [[cell.get("cell_type", ""), "".join(cell.get("source", ""))] for cell in cells]
+    return hashlib.sha256(json.dumps(code).encode()).hexdigest()
 
 
 def package_versions() -> dict[str, str]:

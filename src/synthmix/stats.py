@@ -1,6 +1,10 @@
-"""Statistics across repeated runs (seeds) for the variance analysis.
+"""Statistics across replicates for the variance analysis, from kept libraries.
 
-Input is a tidy :class:`pandas.DataFrame` with one row per seed run, a group column
+Welch's ANOVA and Holm's correction come from statsmodels, Games–Howell from pingouin;
+Brown–Forsythe, Kruskal–Wallis, Mann–Whitney and the paired t from scipy. This module gives them
+one calling convention and one result shape.
+
+Input is a tidy :class:`pandas.DataFrame` with one row per replicate run, a group column
 (e.g. ``temperature``) and a numeric value column (e.g. ``auc``).
 
 Common conventions
@@ -126,19 +130,6 @@ def _var(x: np.ndarray) -> float:
     return float(np.var(x, ddof=1)) if x.size >= 2 else _NAN
 
 
-def _hedges_g(a: np.ndarray, b: np.ndarray) -> float:
-    """Hedges' g of ``mean(a) - mean(b)`` with pooled SD and the small-sample
-    correction ``1 - 3 / (4 (n_a + n_b) - 9)``."""
-    na, nb = a.size, b.size
-    if na < 2 or nb < 2:
-        return _NAN
-    pooled = ((na - 1) * _var(a) + (nb - 1) * _var(b)) / (na + nb - 2)
-    if not pooled > 0:
-        return _NAN
-    d = (a.mean() - b.mean()) / np.sqrt(pooled)
-    return float(d * (1.0 - 3.0 / (4.0 * (na + nb) - 9.0)))
-
-
 # ------------------------------------------------------------------- descriptive
 def describe_groups(
     df: pd.DataFrame, group: str, value: str, confidence: float = 0.95
@@ -205,42 +196,24 @@ def brown_forsythe(df: pd.DataFrame, group: str, value: str) -> BrownForsytheRes
 def welch_anova(df: pd.DataFrame, group: str, value: str) -> WelchAnovaResult:
     """Welch's one-way ANOVA for equal means without assuming equal variances.
 
-    With weights ``w_i = n_i / s_i²``, ``W = Σ w_i`` and the weighted mean
-    ``m = Σ w_i x̄_i / W``::
-
-        A   = Σ w_i (x̄_i - m)² / (k - 1)
-        λ   = Σ (1 - w_i / W)² / (n_i - 1)
-        F   = A / (1 + 2 (k - 2) λ / (k² - 1))
-        df1 = k - 1,  df2 = (k² - 1) / (3 λ)
-
-    All fields but the counts are nan with fewer than 2 groups, or if any group has
-    ``n < 2`` or zero variance (the weights are then undefined).
+    ``statsmodels.stats.oneway.anova_oneway(use_var="unequal", welch_correction=True)``: Welch's F
+    with ``df1 = k - 1`` and the Welch–Satterthwaite ``df2``. All fields but the counts are nan with
+    fewer than 2 groups, or if any group has ``n < 2`` or zero variance (the weights are then undefined).
     """
+    from statsmodels.stats.oneway import anova_oneway
+
     groups = list(_groups(df, group, value).values())
     k = len(groups)
     n_total = int(sum(g.size for g in groups))
     bad = WelchAnovaResult(_NAN, _NAN, _NAN, _NAN, k, n_total)
-    if k < 2 or any(g.size < 2 for g in groups):
+    if k < 2 or any(g.size < 2 for g in groups) or not all(_var(g) > 0 for g in groups):
         return bad
-    n = np.array([g.size for g in groups], dtype=float)
-    m = np.array([g.mean() for g in groups])
-    v = np.array([_var(g) for g in groups])
-    if not np.all(v > 0):
-        return bad
-    w = n / v
-    W = w.sum()
-    grand = np.sum(w * m) / W
-    a = np.sum(w * (m - grand) ** 2) / (k - 1)
-    lam = np.sum((1.0 - w / W) ** 2 / (n - 1.0))
-    f = a / (1.0 + 2.0 * (k - 2) * lam / (k**2 - 1.0))
-    df1 = float(k - 1)
-    df2 = float((k**2 - 1.0) / (3.0 * lam))
-    p = float(sps.f.sf(f, df1, df2))
-    return WelchAnovaResult(float(f), df1, df2, p, k, n_total)
+    res = anova_oneway(groups, use_var="unequal", welch_correction=True)
+    return WelchAnovaResult(float(res.statistic), float(res.df[0]), float(res.df[1]), float(res.pvalue), k, n_total)
 
 
 def games_howell(df: pd.DataFrame, group: str, value: str) -> pd.DataFrame:
-    """Games–Howell all-pairs comparison of group means (unequal variances).
+    """Games–Howell all-pairs comparison of group means (unequal variances), by ``pingouin.pairwise_gameshowell``.
 
     One row per pair ``(group_a, group_b)`` (groups in sorted order, ``a`` before
     ``b``) with columns ``group_a``, ``group_b``, ``n_a``, ``n_b``, ``mean_a``,
@@ -251,40 +224,35 @@ def games_howell(df: pd.DataFrame, group: str, value: str) -> pd.DataFrame:
     corrected). Pairs with a group of ``n < 2``, or with ``se == 0``, get nan
     ``se``/``t``/``df``/``p_value`` as appropriate.
     """
-    gmap = _groups(df, group, value)
-    k = len(gmap)
-    rows = []
-    for (ka, a), (kb, b) in itertools.combinations(gmap.items(), 2):
-        na, nb = a.size, b.size
-        diff = float(a.mean() - b.mean())
-        se = t = dof = p = _NAN
-        if na >= 2 and nb >= 2:
-            va, vb = _var(a) / na, _var(b) / nb
-            se = float(np.sqrt(va + vb))
-            if se > 0:
-                t = diff / se
-                dof = float((va + vb) ** 2 / (va**2 / (na - 1) + vb**2 / (nb - 1)))
-                p = float(sps.studentized_range.sf(abs(t) * np.sqrt(2.0), k, dof))
-                p = float(np.clip(p, 0.0, 1.0))
-        rows.append(
-            {
-                "group_a": ka,
-                "group_b": kb,
-                "n_a": int(na),
-                "n_b": int(nb),
-                "mean_a": float(a.mean()),
-                "mean_b": float(b.mean()),
-                "diff": diff,
-                "se": se,
-                "t": t,
-                "df": dof,
-                "p_value": p,
-                "hedges_g": _hedges_g(a, b),
-            }
-        )
+    import pingouin
+
     cols = ["group_a", "group_b", "n_a", "n_b", "mean_a", "mean_b", "diff", "se",
             "t", "df", "p_value", "hedges_g"]
-    return pd.DataFrame(rows, columns=cols)
+    gmap = _groups(df, group, value)
+    if len(gmap) < 2:
+        return pd.DataFrame(columns=cols)
+    keys = list(gmap)
+    long = pd.DataFrame({"g": np.repeat(np.arange(len(keys)), [x.size for x in gmap.values()]),
+                         "v": np.concatenate(list(gmap.values()))})
+    with warnings.catch_warnings(), np.errstate(divide="ignore", invalid="ignore"):
+        warnings.simplefilter("ignore")
+        res = pingouin.pairwise_gameshowell(data=long, dv="v", between="g", effsize="hedges")
+    a, b = res["A"].astype(int).to_numpy(), res["B"].astype(int).to_numpy()
+    sizes = np.array([x.size for x in gmap.values()])
+    means = np.array([x.mean() for x in gmap.values()])
+    out = pd.DataFrame({
+        "group_a": [keys[i] for i in a], "group_b": [keys[i] for i in b],
+        "n_a": sizes[a].astype(int), "n_b": sizes[b].astype(int),
+        "mean_a": means[a], "mean_b": means[b],
+        "diff": res["diff"].to_numpy(float), "se": res["se"].to_numpy(float), "t": res["T"].to_numpy(float),
+        "df": res["df"].to_numpy(float), "p_value": res["pval"].to_numpy(float),
+        "hedges_g": res["hedges"].to_numpy(float),
+    })
+    small = (out["n_a"] < 2) | (out["n_b"] < 2)
+    out.loc[small, ["se", "t", "df", "p_value", "hedges_g"]] = _NAN
+    out.loc[~(out["se"] > 0), ["t", "df", "p_value"]] = _NAN
+    out.loc[~np.isfinite(out["hedges_g"]), "hedges_g"] = _NAN
+    return out[cols]
 
 
 # ------------------------------------------------------------------ rank based
@@ -343,23 +311,22 @@ def pairwise_mannwhitney_holm(df: pd.DataFrame, group: str, value: str) -> pd.Da
 
 # ----------------------------------------------------------- multiple comparisons
 def holm(p_values) -> np.ndarray:
-    """Holm step-down adjusted p-values, in the input order.
+    """Holm step-down adjusted p-values, in the input order (``statsmodels`` ``multipletests(method="holm")``).
 
     For sorted p-values ``p_(1) <= ... <= p_(m)``, the adjusted value is
     ``max_{j <= i} min(1, (m - j + 1) p_(j))`` (monotone, capped at 1). NaN entries
     are left as NaN and do not count towards ``m``.
     """
+    from statsmodels.stats.multitest import multipletests
+
     p = np.asarray(p_values, dtype=float).ravel()
     out = np.full(p.shape, np.nan)
-    ok = np.flatnonzero(~np.isnan(p))
-    m = ok.size
-    if m == 0:
+    ok = ~np.isnan(p)
+    if not ok.any():
         return out
     if np.any((p[ok] < 0) | (p[ok] > 1)):
         raise ValueError("p-values must lie in [0, 1]")
-    order = ok[np.argsort(p[ok], kind="mergesort")]
-    scaled = (m - np.arange(m)) * p[order]
-    out[order] = np.minimum(np.maximum.accumulate(scaled), 1.0)
+    out[ok] = multipletests(p[ok], method="holm")[1]
     return out
 
 
@@ -371,12 +338,14 @@ def paired_vs_baseline(
     seed_col: str,
     baseline,
 ) -> pd.DataFrame:
-    """Paired comparison of each condition with ``baseline`` on matching seeds.
+    """Paired comparison of each condition with ``baseline`` on matching replicates.
+
+    ``seed_col`` names the column that numbers replicates (``replicate``; the name is kept for callers).
 
     For every condition other than ``baseline`` (sorted order), the differences
-    ``d = value[condition] - value[baseline]`` over seeds present (non-missing) in
+    ``d = value[condition] - value[baseline]`` over replicates present (non-missing) in
     both are summarised. One row per condition with columns ``condition``,
-    ``n_pairs``, ``mean_baseline``, ``mean_condition`` (over the paired seeds),
+    ``n_pairs``, ``mean_baseline``, ``mean_condition`` (over the paired replicates),
     ``mean_diff``, ``sd_diff``, ``ci_low``/``ci_high`` (95 % t CI of the mean
     difference), ``t``, ``p_ttest`` (``scipy.stats.ttest_rel``), ``p_wilcoxon``
     (``scipy.stats.wilcoxon``, only when ``n_pairs >= 6``, else nan),
@@ -385,7 +354,7 @@ def paired_vs_baseline(
     ``n_pairs < 2`` or ``sd_diff == 0``; ``p_wilcoxon`` is nan when all differences
     are zero.
 
-    Raises ``ValueError`` if ``baseline`` is absent or a (seed, condition) pair
+    Raises ``ValueError`` if ``baseline`` is absent or a (replicate, condition) pair
     occurs more than once.
     """
     for col in (condition_col, value, seed_col):

@@ -1,13 +1,17 @@
-"""Teacher training: fine-tune, predict, and the two protocols of the study.
+"""Teacher training: fine-tune, predict, and the protocols of the study.
 
 Read top to bottom: seeding, batching, one fine-tuning loop (AdamW, optional early stopping on
-the human validation split), prediction, then the two protocols that produce a ``TeacherRun``:
+the human validation split), prediction, then the protocols that produce a ``TeacherRun``:
 
 * ``train_incremental`` -- fine-tune on human train (early stopping on human validation), then
-  add the shuffled synthetic pool ``increment`` responses at a time, one pass each, and evaluate
-  on the human test split after every step;
+  add synthetic responses in increments (``sampling.increment_schedule``: a checkpoint at exactly
+  every share asked for), one pass each, and evaluate on the human test split after every step;
+  with ``replay=True`` the increments are human training responses drawn afresh: the control
+  that separates "more synthetic data" from "more training";
 * ``train_mixed`` -- fine-tune from the pre-trained model on human train plus synthetic
-  responses making up a given share of the training data (early stopping on human validation).
+  responses making up exactly a given share of the training data (early stopping on validation).
+
+A replicate's training seed, synthetic draw and human split all derive from its number.
 
 The human test split is only ever predicted and scored: no choice (early stopping, best epoch)
 looks at it. ``TeacherRun.used_rows`` records which human rows went where, so this can be checked.
@@ -25,12 +29,22 @@ import pandas as pd
 from synthmix import io
 from synthmix import metrics as metrics_module
 from synthmix.errors import InputError
-from synthmix.models import load_classifier
+from synthmix.devices import autocast, grad_scaler, inference_batch_size, pin_memory
+from synthmix.models import load_classifier, model_device
 from synthmix.params import TeacherParams
 from synthmix.progress import report_progress
+from synthmix.sampling import (
+    draw_human_replay,
+    draw_mixture,
+    draw_schedule,
+    increment_schedule,
+    positive_rate,
+    share_checkpoints,
+)
 
 #: The columns that identify a row of ``TeacherRun.metrics``; the metric columns follow them.
-METRIC_COLUMNS = ("protocol", "seed", "checkpoint", "n_human", "n_synthetic", "synthetic_share")
+METRIC_COLUMNS = ("protocol", "replicate", "checkpoint", "n_human", "n_added", "n_synthetic", "synthetic_share",
+                  "target_share", "positive_rate")
 
 
 # ------------------------------------------------------------------------------- seeding
@@ -127,13 +141,23 @@ def predict_logits(model, tokenizer, texts, batch_size: int = 64, max_length: in
     order = np.argsort([len(t) for t in texts], kind="stable")
     was_training = model.training
     model.eval()
-    with torch.inference_mode():
+    device = model_device(model)
+    batch_size = inference_batch_size(device, batch_size)
+    with torch.inference_mode(), autocast(device):
         for start in range(0, len(texts), batch_size):
             index = order[start : start + batch_size]
-            inputs = tokenize_batch(tokenizer, [texts[i] for i in index], max_length)
-            out[index] = model(**inputs).logits.float().numpy()
+            inputs = to_device(tokenize_batch(tokenizer, [texts[i] for i in index], max_length), device)
+            out[index] = model(**inputs).logits.float().cpu().numpy()
     model.train(was_training)
     return out
+
+
+def to_device(inputs: dict, device) -> dict:
+    """A batch's tensors on ``device`` (unchanged on the CPU; pinned and copied asynchronously to CUDA)."""
+    if device.type == "cpu":
+        return inputs
+    pin = pin_memory(device)
+    return {k: (v.pin_memory() if pin else v).to(device, non_blocking=pin) for k, v in inputs.items()}
 
 
 def softmax_positive(logits: np.ndarray) -> np.ndarray:
@@ -191,6 +215,8 @@ def fine_tune(
     set_seed(seed)
     generator = _generator(seed)
     optimizer = make_optimizer(model, params.learning_rate)
+    device = model_device(model)
+    scaler = grad_scaler(device)  # disabled (a pass-through) on the CPU and for bf16
     best_loss, best_state, waited = float("inf"), None, 0
 
     for epoch in range(1, max_epochs + 1):
@@ -199,10 +225,12 @@ def fine_tune(
         for _, inputs in batches(
             tokenizer, train_texts, train_labels, params.batch_size, params.max_length, generator, pad_to_max_length
         ):
-            loss = model(**inputs).loss
+            with autocast(device):
+                loss = model(**to_device(inputs, device)).loss
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
             losses.append(loss.item())
         model.eval()
         if validation is not None:  # the long, early-stopped fine-tunes; one-pass increments report below
@@ -242,8 +270,8 @@ def fine_tune(
 class TeacherRun:
     """What one teacher training run produced (see ``train_incremental`` / ``train_mixed``).
 
-    ``metrics``: one row per checkpoint (protocol, seed, checkpoint, n_human, n_synthetic,
-    synthetic_share and every key of ``metrics.evaluate``); ``test_predictions``: checkpoint,
+    ``metrics``: one row per checkpoint (``METRIC_COLUMNS``: protocol, replicate, checkpoint, the
+    responses trained on, shares and the positive rate seen, then every key of ``metrics.evaluate``); ``test_predictions``: checkpoint,
     id, row, label, score for each human test item; ``transfer_logits``: text, logit_0, logit_1
     of the final model (empty without transfer texts); ``history``: the fine-tuning histories;
     ``used_rows``: the human ``row`` values used for ``train``, ``validation`` and
@@ -279,18 +307,23 @@ def _split(human, name: str):
 class _Recorder:
     """Collects the metric rows and test predictions of one run, checkpoint by checkpoint."""
 
-    def __init__(self, protocol: str, seed: int, human, params: TeacherParams):
-        self.protocol, self.seed, self.params = protocol, seed, params
+    def __init__(self, protocol: str, replicate: int, human, params: TeacherParams):
+        self.protocol, self.replicate, self.params = protocol, replicate, params
         self.test = human["test"]
         self.rows, self.predictions = [], []
 
-    def evaluate(self, model, tokenizer, checkpoint: int, n_human: int, n_synthetic: int) -> None:
+    def evaluate(self, model, tokenizer, checkpoint: int, n_human: int, n_synthetic: int, *, n_added: int | None = None,
+                 positives_seen: int = 0, target_share: float = float("nan")) -> None:
         labels = np.asarray(self.test["label"], dtype=np.int64)
         scores = predict_proba(model, tokenizer, self.test["text"], max_length=self.params.max_length)
+        n_added = n_synthetic if n_added is None else n_added
         total = n_human + n_synthetic
         share = n_synthetic / total if total else float("nan")
-        row = dict(zip(METRIC_COLUMNS, (self.protocol, self.seed, checkpoint, n_human, n_synthetic, share)))
-        row.update(metrics_module.evaluate(labels, scores, n_resamples=self.params.bootstrap_resamples, seed=self.seed))
+        seen = n_human + n_added
+        row = dict(zip(METRIC_COLUMNS, (self.protocol, self.replicate, checkpoint, n_human, n_added, n_synthetic, share,
+                                        target_share, positives_seen / seen if seen else float("nan"))))
+        row.update(metrics_module.evaluate(labels, scores, n_resamples=self.params.bootstrap_resamples,
+                                           seed=[self.replicate, checkpoint]))
         self.rows.append(row)
         self.predictions.append(
             pd.DataFrame(
@@ -298,6 +331,7 @@ class _Recorder:
                     "checkpoint": checkpoint,
                     "id": list(self.test["id"]),
                     "row": np.asarray(self.test["row"], dtype=np.int64),
+                    "item": list(self.test["item"]) if "item" in self.test.column_names else "",
                     "label": labels,
                     "score": scores,
                 }
@@ -323,13 +357,19 @@ class _Recorder:
         )
 
 
-def fine_tune_on_human(human, params: TeacherParams, seed: int, cache_dir=None):
+def training_seed(replicate: int, step: int = 0) -> int:
+    """The torch seed of replicate ``replicate``'s training (``step`` > 0: its k-th increment)."""
+    return int(replicate) * 10_000 + int(step)
+
+
+def fine_tune_on_human(human, params: TeacherParams, seed: int, cache_dir=None, device=None):
     """The pre-trained model fine-tuned on human train with early stopping on human validation.
 
     Returns ``(model, tokenizer, history)``. With ``cache_dir``, the result is stored there keyed
     by everything that determines it (model, settings, the human texts and labels, seed), so the
-    conditions that share it (every incremental run of a seed, the teacher-agreement filter)
-    compute it once; a cached model is loaded bit-for-bit, so results do not change.
+    conditions that share it (every incremental run of a replicate, the replay control, the
+    teacher-agreement filter) compute it once; a cached model is loaded bit-for-bit, so results
+    do not change. Entries are written with the normal file modes.
     """
     import json
     import shutil
@@ -343,9 +383,9 @@ def fine_tune_on_human(human, params: TeacherParams, seed: int, cache_dir=None):
         "seed": seed}, length=16)
     folder = Path(cache_dir) / key if cache_dir else None
     if folder is not None and (folder / "history.json").is_file():
-        model, tokenizer = load_classifier(str(folder), seed)
+        model, tokenizer = load_classifier(str(folder), seed, device)
         return model, tokenizer, json.loads((folder / "history.json").read_text())
-    model, tokenizer = load_classifier(params.model, seed)
+    model, tokenizer = load_classifier(params.model, seed, device)
     history = fine_tune(model, tokenizer, train_texts, train_labels, params, seed, validation=validation)
     if folder is not None:  # written aside, then renamed: a half-written cache entry is never read
         folder.parent.mkdir(parents=True, exist_ok=True)
@@ -353,6 +393,7 @@ def fine_tune_on_human(human, params: TeacherParams, seed: int, cache_dir=None):
         model.save_pretrained(scratch)
         tokenizer.save_pretrained(scratch)
         (scratch / "history.json").write_text(json.dumps(history))
+        io.normal_modes(scratch)
         try:
             scratch.rename(folder)
         except OSError:  # another process stored the same entry first
@@ -360,94 +401,89 @@ def fine_tune_on_human(human, params: TeacherParams, seed: int, cache_dir=None):
     return model, tokenizer, history
 
 
-def train_incremental(human, synthetic: pd.DataFrame | None, params: TeacherParams, seed: int, transfer_texts=None,
-                      base_cache_dir=None) -> TeacherRun:
-    """The paper's incremental protocol; returns a ``TeacherRun`` with one row per checkpoint.
+def train_incremental(human, synthetic: pd.DataFrame | None, params: TeacherParams, replicate: int, shares,
+                      label_balance: str = "match_human", transfer_texts=None, base_cache_dir=None,
+                      replay: bool = False, what: str = "pool", device=None, item_weights: dict | None = None
+                      ) -> TeacherRun:
+    """The paper's incremental protocol (or, with ``replay``, its training-steps control).
 
     Checkpoint 0: the pre-trained ``params.model`` fine-tuned on human train with early stopping
-    on human validation (``fine_tune``), scored on human test (n_synthetic 0). Then the synthetic
-    pool is shuffled (numpy rng seeded from ``seed``) and, ``params.increment`` responses at a
-    time up to ``params.max_synthetic`` (or the pool size if smaller; the last step may be
-    partial), the model trains one pass on each new increment and is scored on human test
-    again: checkpoint k has n_synthetic = k * increment (``checkpoint`` counts steps,
-    ``n_synthetic`` counts responses). Each increment is its own ``fine_tune`` call (fresh AdamW,
-    seed ``seed + k``, no early stopping). ``synthetic_share`` is the share of synthetic
-    responses among all responses the model has trained on.
+    on human validation, scored on human test. Then the run continues one pass per increment on
+    the responses of ``sampling.increment_schedule``: steps of ``params.increment`` up to the
+    largest of ``shares``, with a checkpoint at exactly each share. Synthetic increments are drawn
+    from ``synthetic`` without replacement at the label balance asked for (``sampling.draw_schedule``);
+    with ``replay`` the same counts are drawn afresh from the human training data instead
+    (``sampling.draw_human_replay``), so a gain of the synthetic arm over the replay arm is not
+    just more training. Each increment is its own ``fine_tune`` call (fresh AdamW, no early
+    stopping). ``n_added`` counts the responses added after the human fine-tune. With
+    ``item_weights`` (item -> human training responses) every increment is split across items in
+    proportion to the human data, from each item's own synthetic responses.
     """
-    synthetic = _check_synthetic(synthetic)
-    train_texts, _ = _split(human, "train")
-    recorder = _Recorder("incremental", seed, human, params)
+    train_texts, train_labels = _split(human, "train")
+    n_human = len(train_texts)
+    rate = positive_rate(train_labels, label_balance)
+    schedule = increment_schedule(n_human, shares, params.increment)
+    at_share = {count: share for share, count in share_checkpoints(n_human, shares).items()}
+    protocol = "replay" if replay else "incremental"
+    recorder = _Recorder(protocol, replicate, human, params)
 
-    model, tokenizer, initial = fine_tune_on_human(human, params, seed, base_cache_dir)
-    recorder.evaluate(model, tokenizer, 0, len(train_texts), 0)
-
-    order = np.random.default_rng([seed, 1]).permutation(len(synthetic))
-    n_max = min(params.max_synthetic, len(synthetic))
+    model, tokenizer, initial = fine_tune_on_human(human, params, training_seed(replicate), base_cache_dir, device)
+    positives = int(train_labels.sum())
+    recorder.evaluate(model, tokenizer, 0, n_human, 0, positives_seen=positives, target_share=at_share.get(0, 0.0))
+    if replay:
+        chunks = [(np.asarray(train_texts, dtype=object)[rows].tolist(), train_labels[rows])
+                  for rows in draw_human_replay(train_labels, schedule, rate, [replicate, 3])]
+    else:
+        synthetic = _check_synthetic(synthetic)
+        chunks = [(list(chunk["text"]), chunk["label"].to_numpy(dtype=np.int64))
+                  for chunk in draw_schedule(synthetic, schedule, rate, [replicate, 1], what, item_weights)]
     steps = []
-    for checkpoint, start in enumerate(range(0, n_max, params.increment), start=1):
-        chunk = synthetic.iloc[order[start : min(start + params.increment, n_max)]]
-        steps.append(
-            fine_tune(model, tokenizer, chunk["text"], chunk["label"], params, seed + checkpoint, epochs=1)
-        )
-        recorder.evaluate(model, tokenizer, checkpoint, len(train_texts), start + len(chunk))
-        report_progress(start + len(chunk), n_max, "synthetic responses added")
+    for checkpoint, ((texts, labels), count) in enumerate(zip(chunks, schedule), start=1):
+        steps.append(fine_tune(model, tokenizer, texts, labels, params, training_seed(replicate, checkpoint), epochs=1))
+        positives += int(np.sum(labels))
+        recorder.evaluate(model, tokenizer, checkpoint, n_human, 0 if replay else count, n_added=count,
+                          positives_seen=positives, target_share=at_share.get(count, float("nan")))
+        report_progress(count, schedule[-1], "responses added")
 
     used_rows = {
         "train": [int(r) for r in human["train"]["row"]],
         "validation": [int(r) for r in human["validation"]["row"]],
     }
-    history = {"initial": initial, "increments": steps, "synthetic_order": order[:n_max].tolist()}
+    history = {"initial": initial, "increments": steps, "schedule": schedule, "positive_rate_drawn": rate,
+               "label_balance": label_balance, "shares": [float(s) for s in shares]}
     return recorder.run(model, tokenizer, history, used_rows, transfer_texts)
 
 
-def mixed_counts(n_human: int, n_pool: int, share: float) -> tuple[int, int]:
-    """``(n_human_used, n_synthetic)`` for a training set whose synthetic share is ``share``.
+def train_mixed(human, synthetic: pd.DataFrame | None, share: float, params: TeacherParams, replicate: int,
+                label_balance: str = "match_human", transfer_texts=None, what: str = "pool", device=None,
+                item_weights: dict | None = None) -> TeacherRun:
+    """The mixed protocol: fine-tune the pre-trained model on human + synthetic at exactly ``share``.
 
-    share 0: human only; share 1: synthetic only, as many as human train (fewer if the pool is
-    smaller); otherwise all human train plus round(n_h * share / (1 - share)) synthetic,
-    capped at the pool size (so the share achieved can fall short of the one asked for).
-    """
-    if not 0 <= share <= 1:
-        raise InputError(f"teacher.synthetic_shares: share {share} is outside [0, 1]")
-    if share == 0:
-        return n_human, 0
-    if share == 1:
-        return 0, min(n_human, n_pool)
-    return n_human, min(int(round(n_human * share / (1 - share))), n_pool)
-
-
-def train_mixed(human, synthetic: pd.DataFrame | None, share: float, params: TeacherParams, seed: int, transfer_texts=None) -> TeacherRun:
-    """The mixed protocol: fine-tune the pre-trained model on human + synthetic at ``share``.
-
-    The training set is built by ``mixed_counts`` (synthetic responses drawn with a numpy rng
-    seeded from ``seed``), training uses early stopping on human validation, and the result is
-    scored once on human test (checkpoint 0). ``synthetic_share`` in the metrics is the share
-    actually achieved; the requested one is in ``history["target_share"]``.
+    The synthetic responses are drawn by ``sampling.draw_mixture`` (share 1: synthetic only, as
+    many as the human training data), training uses early stopping on human validation, and the
+    result is scored once on human test (checkpoint 0). A pool that cannot supply the share
+    raises ``sampling.PoolShortage``: a share is never silently capped.
     """
     synthetic = _check_synthetic(synthetic)
     train_texts, train_labels = _split(human, "train")
-    n_human, n_synthetic = mixed_counts(len(train_texts), len(synthetic), share)
-    if n_human + n_synthetic == 0:
-        raise InputError(f"teacher.synthetic_shares: share {share} needs synthetic responses, but the pool is empty")
-    chosen = synthetic.iloc[np.random.default_rng([seed, 2]).permutation(len(synthetic))[:n_synthetic]]
+    rate = positive_rate(train_labels, label_balance)
+    n_human, chosen = draw_mixture(synthetic, len(train_texts), share, rate, [replicate, 2], what, item_weights)
     texts = train_texts[:n_human] + list(chosen["text"])
     labels = np.concatenate([train_labels[:n_human], chosen["label"].to_numpy(dtype=np.int64)])
 
-    model, tokenizer = load_classifier(params.model, seed)
-    recorder = _Recorder("mixed", seed, human, params)
-    fit = fine_tune(model, tokenizer, texts, labels, params, seed, validation=_split(human, "validation"))
-    recorder.evaluate(model, tokenizer, 0, n_human, n_synthetic)
+    model, tokenizer = load_classifier(params.model, training_seed(replicate), device)
+    recorder = _Recorder("mixed", replicate, human, params)
+    fit = fine_tune(model, tokenizer, texts, labels, params, training_seed(replicate),
+                    validation=_split(human, "validation"))
+    recorder.evaluate(model, tokenizer, 0, n_human, len(chosen), positives_seen=int(labels.sum()),
+                      target_share=float(share))
 
     used_rows = {
         "train": [int(r) for r in human["train"]["row"]][:n_human],
         "validation": [int(r) for r in human["validation"]["row"]],
     }
-    history = {
-        "fit": fit,
-        "target_share": float(share),
-        "achieved_share": n_synthetic / (n_human + n_synthetic),
-        "synthetic_index": chosen.index.tolist(),
-    }
+    history = {"fit": fit, "target_share": float(share), "achieved_share": len(chosen) / len(labels),
+               "synthetic_index": chosen.index.tolist(), "label_balance": label_balance}
     return recorder.run(model, tokenizer, history, used_rows, transfer_texts)
 
 
@@ -477,7 +513,8 @@ def _plain(value):
     return value
 
 
-def save_teacher_run(run: TeacherRun, transfer: pd.DataFrame | None, output_dir, protocol: str, seed: int, keep_model: bool = False) -> dict:
+def save_teacher_run(run: TeacherRun, transfer: pd.DataFrame | None, output_dir, protocol: str, replicate: int,
+                     keep_model: bool = False, extra: dict | None = None) -> dict:
     """Write a teacher run for the next steps and return its report (also in teacher_report.json).
 
     Files: metrics.parquet, test_predictions.parquet, transfer_logits.parquet (the ``transfer``
@@ -496,13 +533,14 @@ def save_teacher_run(run: TeacherRun, transfer: pd.DataFrame | None, output_dir,
     final = run.metrics.iloc[-1].to_dict()
     report = {
         "protocol": protocol,
-        "seed": int(seed),
+        "replicate": int(replicate),
         "early_stopping": {key: initial.get(key) for key in ("epochs_run", "best_epoch", "stopped_early", "validation_losses")},
         "checkpoints": int(len(run.metrics)),
         "final": final,
         "used_rows": run.used_rows,
         "history": run.history,
         "model_kept": bool(keep_model),
+        **(extra or {}),
     }
     report = _plain(report)
     io.write_table(output_dir / "metrics.parquet", run.metrics)

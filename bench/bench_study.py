@@ -1,0 +1,75 @@
+"""The default study's wall time, and where the time goes by step kind.
+
+    .venv/bin/python bench/bench_study.py [params/default.yaml] [--workers 2] [--results DIR]
+    .venv/bin/python bench/bench_study.py --summarise results/default   # read a finished run only
+
+Runs the study with `synthmix run` into a fresh results folder (or DIR), timing the whole run, then
+reads every step's completion marker and prints, per step kind, how many steps ran and their
+total, mean and longest time, and the sum of step times against the wall time (what the workers
+saved). With --summarise, only the second part, for a study that already ran.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from synthmix import io
+from synthmix.params import load_params
+
+
+def step_times(study_dir: Path) -> pd.DataFrame:
+    """One row per completed step: kind, condition and seconds (from its completion marker)."""
+    rows = []
+    for marker in sorted(study_dir.glob("*/*/_complete.json")):
+        info = io.read_json(marker)
+        rows.append({"kind": info.get("kind"), "condition": info.get("condition"), "seconds": float(info.get("seconds", 0))})
+    return pd.DataFrame(rows, columns=["kind", "condition", "seconds"])
+
+
+def summarise(study_dir: Path, wall_s: float | None) -> None:
+    """Print the time per step kind (and against the wall time when known)."""
+    times = step_times(study_dir)
+    if times.empty:
+        sys.exit(f"{study_dir}: no completed steps")
+    table = times.groupby("kind", sort=False)["seconds"].agg(steps="size", total_s="sum", mean_s="mean", max_s="max")
+    table["share_of_step_time"] = table["total_s"] / table["total_s"].sum()
+    print(table.round(1).to_string())
+    total = times["seconds"].sum()
+    print(f"sum of step times: {total / 60:.1f} min over {len(times)} steps")
+    longest = times.sort_values("seconds", ascending=False).head(5)
+    print("longest steps: " + "; ".join(f"{k} {c} {s:.0f} s" for k, c, s in longest.itertuples(index=False)))
+    if wall_s:
+        print(f"wall time: {wall_s / 60:.1f} min; step time / wall time: {total / wall_s:.2f}x")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("params", nargs="?", default="params/default.yaml")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--results", default=None, help="results folder (default: a fresh temporary one)")
+    parser.add_argument("--summarise", metavar="STUDY_DIR", default=None, help="only summarise a finished study")
+    args = parser.parse_args()
+    if args.summarise:
+        summarise(Path(args.summarise), None)
+        return
+    study = load_params(args.params)
+    results = Path(args.results or tempfile.mkdtemp(prefix="synthmix-bench-study-"))
+    began = time.monotonic()
+    run = subprocess.run([sys.executable, "-m", "synthmix", "run", args.params, "--results", str(results),
+                          "--workers", str(args.workers), "--no-progress"])
+    wall = time.monotonic() - began
+    if run.returncode != 0:
+        sys.exit(f"the study failed (exit {run.returncode}); see above")
+    print(f"\nstudy '{study.study}' with --workers {args.workers} into {results}")
+    summarise(results / study.study, wall)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,23 @@
+"""The reliability suite: crashes, signals, faults and concurrency, on the smoke study (see harness.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness import Run, params_copy
+
+
+@pytest.fixture(scope="session")
+def finished_smoke(tmp_path_factory) -> Path:
+    """One uninterrupted smoke run (params copied into the folder); every test copies from it."""
+    root = tmp_path_factory.mktemp("reliability-seed")
+    params = params_copy(root)
+    run = Run(root, params)
+    code = run.wait()
+    assert code == 0, run.stdout + run.stderr
+    assert not run.leftovers(within_s=5)[0]
+    return root
+
+

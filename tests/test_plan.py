@@ -1,0 +1,66 @@
+"""The study graph with replicates: what is shared, what each replicate owns, and the replay control."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from conftest import REPO
+from synthmix.params import parse_params
+from synthmix.pipeline import plan_study, study_design
+
+
+def study(**changes) -> dict:
+    base = {"study": "plan", "replicates": 3,
+            "generation": {"temperatures": [0.3, 0.7]},
+            "filter": {"methods": ["none", "teacher_agreement"]},
+            "experiments": {
+                "size": {"temperatures": [0.7], "filters": ["none"], "protocols": ["incremental", "replay", "mixed"],
+                         "synthetic_shares": [0.2, 0.8], "mixed_shares": [0.8], "distill": False},
+                "variety": {"filters": ["none"], "synthetic_shares": [0.5], "distill": False},
+                "consistency": {"temperatures": [0.7], "filters": ["none", "teacher_agreement"],
+                                "synthetic_shares": [0.5], "distill": True}},
+            "claims": {"variety_share": 0.5, "consistency_share": 0.5}}
+    for section, values in changes.items():
+        base[section] = {**base.get(section, {}), **values} if isinstance(values, dict) else values
+    return base
+
+
+def plan(tmp_path, **changes):
+    params = parse_params(study(**changes))
+    return params, plan_study(params, REPO / "params" / "default.yaml", tmp_path)[0]
+
+
+def test_replicates_own_their_split_grader_and_draw_but_share_pools(tmp_path):
+    _, steps = plan(tmp_path)
+    kinds = Counter(s.kind for s in steps)
+    assert kinds["generate"] == 2  # one pool per temperature, shared by the replicates
+    filters = [s.condition for s in steps if s.kind == "filter"]
+    assert sorted(filters) == ["t0.3-none", "t0.7-none", "t0.7-teacher_agreement-r0", "t0.7-teacher_agreement-r1",
+                               "t0.7-teacher_agreement-r2"]
+    teachers = Counter(s.condition.rsplit("-r", 1)[0] for s in steps if s.kind == "train_teacher")
+    # the t0.7 incremental run is one step per replicate, shared by the three experiments
+    assert teachers == {"t0.7-none-incremental": 3, "replay": 3, "t0.7-none-mixed0.8": 3, "t0.3-none-incremental": 3,
+                        "t0.7-teacher_agreement-incremental": 3}
+    shared = next(s for s in steps if s.condition == "t0.7-none-incremental-r1")
+    assert shared.experiments == ("consistency", "size", "variety")
+    assert shared.parameters["synthetic_shares"] == [0.2, 0.5, 0.8]  # the union of what the experiments ask
+    replay = next(s for s in steps if s.condition == "replay-r1")
+    assert replay.parameters["synthetic_shares"] == [0.2, 0.5, 0.8] and replay.depends_on == ()
+    assert Counter(s.kind for s in steps)["distill"] == 6  # consistency's teachers only
+
+
+def test_pools_are_sized_from_the_shares_asked_for(tmp_path):
+    params = parse_params(study())
+    design = study_design(params, REPO / "params" / "default.yaml")
+    # 96 human training responses, 42% coded 1: 80% synthetic is 384 responses, 160 coded 1 and 224 coded 0
+    assert design.needs[0.7] == {1: 160, 0: 224} and design.targets[0.7] == {1: 240, 0: 336}
+    assert design.needs[0.3] == {1: 40, 0: 56}  # 50% synthetic: 96 responses
+
+
+def test_human_examples_or_per_replicate_generation_give_each_replicate_its_own_pool(tmp_path):
+    for generation in ({"examples": "human_train"}, {"per_replicate": True}):
+        _, steps = plan(tmp_path, generation=generation)
+        pools = sorted(s.condition for s in steps if s.kind == "generate")
+        assert pools == [f"t{t}-r{r}" for t in (0.3, 0.7) for r in range(3)]
+        teacher = next(s for s in steps if s.condition == "t0.7-none-incremental-r2")
+        assert "/01_generate/t0.7-r2-" in teacher.parameters["pool_dir"]
