@@ -9,7 +9,7 @@ PARAMS ?= params/default.yaml
 WORKERS ?= 2
 RESULTS ?= results
 
-.PHONY: setup study smoke test bench lab
+.PHONY: setup study smoke test bench bench-study lab
 
 setup: $(STAMP)
 
@@ -36,6 +36,12 @@ test: setup
 bench: setup
 	$(VENV)/bin/python bench/bench_generation.py
 	$(VENV)/bin/python bench/bench_training.py
+	$(VENV)/bin/python bench/bench_concurrency.py
+	$(VENV)/bin/python bench/bench_executors.py
+
+# the default study's wall time and the time per step kind (runs the whole study: about 40 minutes)
+bench-study: setup
+	$(VENV)/bin/python bench/bench_study.py params/default.yaml --workers $(WORKERS)
 
 lab: setup
 	$(VENV)/bin/jupyter lab notebooks/

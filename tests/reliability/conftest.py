@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import Run, params_copy
+from reliability.harness import Run, params_copy
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from harness import Run, params_copy, step_folders
+from reliability.harness import Run, params_copy, step_folders
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 fault_server_module = pytest.importorskip("fault_server")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from harness import Run, copy_run, params_copy, step_folders
+from reliability.harness import Run, copy_run, params_copy, step_folders
 
 
 def test_truncated_pool_is_detected_and_redone(finished_smoke, tmp_path):

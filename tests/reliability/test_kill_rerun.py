@@ -10,7 +10,7 @@ import time
 
 import pandas as pd
 
-from harness import Run, copy_run, metric_columns, params_copy
+from reliability.harness import Run, copy_run, metric_columns, params_copy
 
 #: (step kind, seconds to let the step work after its kernel is up); generation waits for its server.
 KILL_POINTS = (("generate", 1.0), ("filter", 0.5), ("train_teacher", 6.0), ("distill", 3.0), ("analyze", 2.0))

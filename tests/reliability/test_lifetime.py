@@ -13,7 +13,7 @@ import time
 import psutil
 import pytest
 
-from harness import REPO
+from reliability.harness import REPO
 
 WATCHED_PARENT = textwrap.dedent("""
     import subprocess, sys, threading, time

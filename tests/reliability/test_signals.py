@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from harness import Run, params_copy, step_folders
+from reliability.harness import Run, params_copy, step_folders
 
 
 @pytest.mark.parametrize(("signum", "to_group", "exit_code", "workers"), [
