@@ -374,7 +374,9 @@ def _run_notebook(step: Step, show_progress: bool, position: int) -> StepResult:
             papermill.execute_notebook(
                 str(notebooks_dir() / step.notebook), str(executed), parameters=parameters,
                 cwd=str(study_dir), kernel_name="python3", progress_bar=False, log_output=False,
-                extra_arguments=["--IPKernelApp.log_level=ERROR"],  # no kernel start-up chatter in the terminal
+                # CRITICAL: no start-up chatter, and not the "KeyboardInterrupt caught" that every kernel logs
+                # when jupyter_client interrupts it on shutdown (cell errors reach the executed notebook)
+                extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
             )
     except papermill.PapermillExecutionError as exc:
         with suppress(OSError, ValueError):  # the failed notebook is kept for reading; portable if it can be
