@@ -138,3 +138,22 @@ def test_variety_spread_and_instability(tmp_path):
     assert by_id["2a"]["estimate"] > 1.5  # the SD ratio of the gains, t >= 0.7 against 0.3
     assert by_id["2b"]["estimate"] > 0  # more change between checkpoints at high temperature
     assert "Brown–Forsythe" in by_id["2a"]["text"]
+
+
+def test_instability_compares_curves_on_the_checkpoints_they_share(tmp_path):
+    """A curve with extra checkpoints (smaller steps) must not look steadier for that alone."""
+    rng = np.random.default_rng(8)
+    study = Study(tmp_path)
+    for r in range(4):
+        labels = (rng.random(N_TEST) < 0.4).astype(int)
+        study.add_run(r, labels, {0: (0, 0.0, 1.0), 1: (25, float("nan"), 1.4), 2: (64, 0.4, 1.0)},
+                      experiments="variety", temperature=0.3, method="none", protocol="incremental", rng=rng)
+        # the same jumps, with many tiny extra steps in between
+        curve = {0: (0, 0.0, 1.0), 1: (24, 0.2, 1.0), 2: (25, float("nan"), 1.4), 3: (26, float("nan"), 1.4),
+                 4: (64, 0.4, 1.0)}
+        study.add_run(r, labels, curve, experiments="variety", temperature=0.7, method="none", protocol="incremental",
+                      rng=rng)
+    records = claim_variety(StudyEvidence(tmp_path, study.summary(), resamples=200), ClaimsParams(variety_share=0.4),
+                            0.05, 0.8)
+    instability = next(r for r in records if r["id"] == "2b")
+    assert abs(instability["estimate"]) < 0.05  # on the shared checkpoints 0, 25, 64 the curves move alike

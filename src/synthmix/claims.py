@@ -144,7 +144,7 @@ def _f(value, digits=3, sign=True) -> str:
 
 
 def _interval_words(j: Judgement, unit: str = "AUC", sign: bool = True) -> str:
-    return (f"{_f(j.estimate, sign=sign)} {unit} ({j.ci_level:.0%} CI {_f(j.ci_low, sign=sign)} to "
+    return (f"{_f(j.estimate, sign=sign)}{' ' + unit if unit else ''} ({j.ci_level:.0%} CI {_f(j.ci_low, sign=sign)} to "
             f"{_f(j.ci_high, sign=sign)}) over {j.replicates} replicate{'s' if j.replicates != 1 else ''}")
 
 
@@ -267,7 +267,7 @@ def claim_variety(evidence: StudyEvidence, settings, alpha: float, power: float)
     text_a = (f"At exactly {share:.0%} synthetic, the SD across replicates of the gain over the human-only teacher "
               f"is {sds}; mean gains {means}; {worse} of {sum(len(gains[t]) for t in high)} runs at t >= "
               f"{settings.variable_from:g} were worse than their human-only teacher. The SD ratio (t >= "
-              f"{settings.variable_from:g} pooled, against t = {stable:g}) is {_interval_words(spread, 'x', sign=False)}. "
+              f"{settings.variable_from:g} pooled, against t = {stable:g}) is {_interval_words(spread, '', sign=False)}. "
               f"{_cap(_margin_words(spread, ratio=True))}. {_power_words(spread, ratio=True)} {test_words}"
               f"Verdict: {verdict}.")
     records = [_record("2a", claim, f"spread across replicates at {share:.0%} synthetic", spread, verdict, text_a,
@@ -281,7 +281,7 @@ def claim_variety(evidence: StudyEvidence, settings, alpha: float, power: float)
         verdict = HELPS[judgement.outcome]
         levels = ", ".join(f"t = {t:g}: {np.mean(instability[t][0]):.4f}" for t in temperatures)
         text_b = (f"Along each incremental curve up to {share:.0%} synthetic, the mean absolute change of AUC between "
-                  f"successive checkpoints is {levels} (mean over replicates). t >= {settings.variable_from:g} minus "
+                  f"successive checkpoints (those every temperature's curve has) is {levels} (mean over replicates). t >= {settings.variable_from:g} minus "
                   f"t = {stable:g}: {_interval_words(judgement)}. {_cap(_margin_words(judgement))}. "
                   f"{_power_words(judgement)} Verdict: {verdict}.")
         records.append(_record("2b", claim, f"instability along the curve up to {share:.0%}", judgement, verdict,
@@ -290,23 +290,30 @@ def claim_variety(evidence: StudyEvidence, settings, alpha: float, power: float)
 
 
 def _instability(evidence: StudyEvidence, runs: pd.DataFrame, temperatures, share: float):
-    """Per temperature: (per-replicate mean |ΔAUC| between successive checkpoints up to ``share``, its draws)."""
-    out = {}
-    common = None
+    """Per temperature: (per-replicate mean |ΔAUC| between successive checkpoints up to ``share``, its draws).
+
+    Only the checkpoints every temperature's curve has (the same numbers of responses added) count,
+    so a curve with extra checkpoints (another experiment's shares) is not made to look steadier
+    by its smaller steps.
+    """
+    curves = {t: runs[runs["temperature"] == t] for t in temperatures}
+    stops = {t: _at(curve, share) for t, curve in curves.items()}
+    grids = [set(curve.loc[curve["n_added"] <= stop["n_added"].max(), "n_added"]) if len(stop) else set()
+             for curve, stop in ((curves[t], stops[t]) for t in temperatures)]
+    grid = set.intersection(*grids) if grids else set()
+    out, common = {}, None
     for temperature in temperatures:
-        curve = runs[runs["temperature"] == temperature]
-        stop = _at(curve, share)
+        curve = curves[temperature][curves[temperature]["n_added"].isin(grid)]
         values, draws, replicates = [], [], []
-        for record in stop.to_dict(orient="records"):
-            points = curve[(curve["replicate"] == record["replicate"]) & (curve["checkpoint"] <= record["checkpoint"])]
-            points = points.sort_values("checkpoint")
+        for replicate, points in curve.groupby("replicate"):
+            points = points.sort_values("n_added")
             if len(points) < 2:
                 continue
-            full, resampled = evidence.aucs(int(record["replicate"]), [(s, int(c)) for s, c in
-                                                                      zip(points["step"], points["checkpoint"])])
+            full, resampled = evidence.aucs(int(replicate), [(s, int(c)) for s, c in
+                                                             zip(points["step"], points["checkpoint"])])
             values.append(np.mean(np.abs(np.diff(full))))
             draws.append(np.mean(np.abs(np.diff(resampled, axis=0)), axis=0))
-            replicates.append(int(record["replicate"]))
+            replicates.append(int(replicate))
         if not values:
             return None
         out[temperature] = (replicates, np.array(values), np.array(draws))
