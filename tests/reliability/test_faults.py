@@ -18,7 +18,7 @@ from reliability.harness import Run, params_copy, step_folders
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 fault_server_module = pytest.importorskip("fault_server")
 
-SENTINEL = "sk-reliability-SENTINEL-5f0c2e9a"
+SENTINEL = "sk-" + "reliability-SENTINEL-5f0c2e9a"  # built at run time: no key-shaped literal in the repository
 KEY_VARIABLE = "SYNTHMIX_RELIABILITY_API_KEY"
 ERROR_SHAPES = ("error", "rate limit", "retry after", "sorry", "can't help", "cannot help")
 
