@@ -22,9 +22,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 
-from synthmix.generate import generate_pool  # noqa: E402
+from synthmix.data.rubric import load_rubric  # noqa: E402
 from synthmix.params import GenerationParams  # noqa: E402
-from synthmix.rubric import load_rubric  # noqa: E402
+from synthmix.steps.generate import generate_pool  # noqa: E402
 
 
 @contextmanager
@@ -43,7 +43,7 @@ def timed_pool(base_url: str, concurrency: int, responses: int, cache: Path):
     """Generate a pool of ``responses`` (half per label) at ``concurrency``; return it, its report and seconds."""
     settings = GenerationParams(backend="openai", base_url=base_url, model="bench-llm", responses_per_call=10,
                                 max_calls_per_label=responses, concurrency=concurrency)
-    rubric = load_rubric(REPO / "src/synthmix/default_data/tutor_error_feedback/rubric.yaml")
+    rubric = load_rubric(REPO / "src/synthmix/data/default_data/tutor_error_feedback/rubric.yaml")
     began = time.monotonic()
     pool, report = generate_pool(settings, rubric, 0.7, cache, targets={1: responses // 2, 0: responses - responses // 2})
     return pool, report, time.monotonic() - began

@@ -14,10 +14,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from synthmix.generate import generate_pool
+from synthmix.data.design import study_design
+from synthmix.data.rubric import load_rubric, rubric_path
 from synthmix.params import load_params
-from synthmix.pipeline import study_design
-from synthmix.rubric import load_rubric, rubric_path
+from synthmix.steps.generate import generate_pool
 
 
 def main() -> None:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from synthmix import io
+from synthmix.core import io
 from synthmix.params import load_params
 
 

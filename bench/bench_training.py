@@ -26,11 +26,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from synthmix.data import load_study_data  # noqa: E402
-from synthmix.distill import measure_latency  # noqa: E402
-from synthmix.models import load_classifier, make_student, parameter_count  # noqa: E402
+from synthmix.data.splits import load_study_data  # noqa: E402
 from synthmix.params import TeacherParams, parse_params  # noqa: E402
-from synthmix.train import fine_tune  # noqa: E402
+from synthmix.steps.distill import measure_latency  # noqa: E402
+from synthmix.steps.models import load_classifier, make_student, parameter_count  # noqa: E402
+from synthmix.steps.training import fine_tune  # noqa: E402
 
 
 def training_texts(n: int):

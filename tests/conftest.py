@@ -25,7 +25,7 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None) -> sub
 @pytest.fixture(scope="session")
 def llama_server():
     """A real llama.cpp server with SmolLM2-135M-Instruct, started once for the session."""
-    from synthmix.llm_server import ManagedLlamaServer, smollm2_gguf
+    from synthmix.llm.server import ManagedLlamaServer, smollm2_gguf
 
     with ManagedLlamaServer(smollm2_gguf(), threads=2) as server:
         yield server
@@ -37,3 +37,13 @@ def beetle_dir() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"shared development data not found at {SHARED_DATA}")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def smoke_study(tmp_path_factory) -> Path:
+    """The smoke study run once for the whole session with the real driver (every notebook under
+    papermill); tests that only read its results share it. Returns ``<results>/smoke``."""
+    results = tmp_path_factory.mktemp("smoke-shared") / "results"
+    out = run_cli("run", "params/smoke.yaml", "--results", str(results), "--no-progress")
+    assert out.returncode == 0, out.stdout + out.stderr
+    return results / "smoke"

@@ -11,7 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from synthmix import diagnostics, figures, io, report, results
+from synthmix.analysis import diagnostics, figures, report, results
+from synthmix.core import io
 
 REPO = Path(__file__).resolve().parents[1]
 WORDS = ("the student forgot to carry the one and added the tens wrong so the answer was off by ten "
@@ -503,7 +504,7 @@ def html_unescape(text: str) -> str:
 def test_the_index_template_ships_with_the_package():
     from importlib.resources import files
 
-    assert files("synthmix").joinpath("templates", report.TEMPLATE).is_file()
+    assert files("synthmix.analysis").joinpath("templates", report.TEMPLATE).is_file()
     pyproject = (REPO / "pyproject.toml").read_text()
     assert '"templates/*.j2"' in pyproject and "jinja2>=" in pyproject
 

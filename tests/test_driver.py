@@ -7,11 +7,12 @@ from pathlib import Path
 
 import nbformat
 import pandas as pd
-
 from conftest import REPO, run_cli
+
+from synthmix.core.layout import MARKER
 from synthmix.params import load_params
-from synthmix.pipeline import plan_study
-from synthmix.runner import MARKER, is_complete
+from synthmix.run.graph import plan_study
+from synthmix.run.markers import is_complete
 
 
 def generate_dirs(results: Path) -> list[Path]:

@@ -10,11 +10,11 @@ from pathlib import Path
 import nbformat
 import pandas as pd
 import pytest
-
 from conftest import REPO, run_cli
+
 from synthmix.errors import InputError
-from synthmix.executors import DaskExecutor, LocalExecutor, load_cluster_config, make_executor
-from synthmix.pipeline import Step
+from synthmix.run.executors import DaskExecutor, LocalExecutor, load_cluster_config, make_executor
+from synthmix.run.graph import Step
 
 # A step notebook that records when it started and ended, after a pause, and fails if a parent
 # it depends on has not left its output yet.

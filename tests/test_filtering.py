@@ -5,13 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import REPO
-from synthmix.filtering import apply_grades, build_judge_messages, filter_report, judge_pool, parse_judgement
-from synthmix.llm_client import ChatClient, ReplyCache
-from synthmix.rubric import load_rubric
 
-RUBRIC = load_rubric(REPO / "src/synthmix/default_data/tutor_error_feedback/rubric.yaml")
+from synthmix.data.rubric import load_rubric
+from synthmix.llm.cache import ReplyCache
+from synthmix.llm.client import ChatClient
+from synthmix.steps.filtering import apply_grades, build_judge_messages, filter_report, judge_pool, parse_judgement
+
+RUBRIC = load_rubric(REPO / "src/synthmix/data/default_data/tutor_error_feedback/rubric.yaml")
 
 
 @pytest.mark.parametrize("reply, expected", [

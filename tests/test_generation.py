@@ -5,15 +5,16 @@ from __future__ import annotations
 
 import httpx
 import pytest
-
-from synthmix.generate import build_messages, generate_pool
-from synthmix.llm_client import ChatClient, ReplyCache
-from synthmix.params import GenerationParams
-from synthmix.rubric import load_rubric
 from conftest import REPO
 from fault_server import ERROR_TEXT, REFUSAL_TEXT, fault_server
 
-RUBRIC = load_rubric(REPO / "src/synthmix/default_data/tutor_error_feedback/rubric.yaml")
+from synthmix.data.rubric import load_rubric
+from synthmix.llm.cache import ReplyCache
+from synthmix.llm.client import ChatClient
+from synthmix.params import GenerationParams
+from synthmix.steps.generate import build_messages, generate_pool
+
+RUBRIC = load_rubric(REPO / "src/synthmix/data/default_data/tutor_error_feedback/rubric.yaml")
 
 
 def test_prompt_has_the_paper_form():
@@ -51,7 +52,7 @@ def test_real_server_same_seed_same_text(llama_server, tmp_path):
 
 
 def test_rerun_replays_cache_without_http_requests(llama_server, tmp_path):
-    from synthmix import generate
+    from synthmix.steps import generate
 
     cache = tmp_path / "llm.sqlite"
     def run(http_client):
@@ -85,7 +86,7 @@ def test_managed_backend_starts_and_stops_its_own_server(tmp_path):
 
 def test_failed_calls_never_become_data(tmp_path):
     from synthmix.errors import GenerationError
-    from synthmix.llm_server import free_port
+    from synthmix.llm.server import free_port
 
     settings = SMALL.model_copy(update={"backend": "openai", "base_url": f"http://127.0.0.1:{free_port()}/v1",
                                         "max_retries": 1, "request_timeout_s": 2})
@@ -96,7 +97,7 @@ def test_failed_calls_never_become_data(tmp_path):
 
 def test_api_key_never_reaches_cache_or_errors(tmp_path, monkeypatch):
     from synthmix.errors import GenerationError
-    from synthmix.llm_server import free_port
+    from synthmix.llm.server import free_port
 
     secret = "sk-test-" + "x7" * 16
     monkeypatch.setenv("OPENAI_API_KEY", secret)
@@ -219,7 +220,7 @@ def test_prompt_examples_from_human_data_come_from_the_training_split_only(tmp_p
     import json
     import sqlite3
 
-    from synthmix.data import load_study_data
+    from synthmix.data.splits import load_study_data
     from synthmix.params import parse_params
 
     human = load_study_data(parse_params({"study": "x"}), None, replicate=1)

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pandas as pd
 import yaml
-
 from conftest import run_cli
+
+from synthmix.data.rubric import TODO_MARK
 from synthmix.params import load_params
-from synthmix.rubric import TODO_MARK
 
 
 def coded_csv(folder):

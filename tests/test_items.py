@@ -7,16 +7,16 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from conftest import REPO
 from sklearn.metrics import roc_auc_score
 
-from conftest import REPO
-from synthmix.data import load_human_data
+from synthmix.data.loading import load_human_data
+from synthmix.data.rubric import load_rubric, load_study_rubric
 from synthmix.errors import InputError
-from synthmix.metrics import auc_by_item
 from synthmix.params import DatasetParams, parse_params
-from synthmix.rubric import load_rubric, load_study_rubric
+from synthmix.steps.metrics import auc_by_item
 
-EMBEDDED_RUBRIC = REPO / "src/synthmix/default_data/tutor_error_feedback/rubric.yaml"
+EMBEDDED_RUBRIC = REPO / "src/synthmix/data/default_data/tutor_error_feedback/rubric.yaml"
 DEFAULT = {"name": "circuits", "scenario": "A lesson on circuits.", "question": "Why does the bulb light?",
            "persona": "You are a student.", "positive_criteria": "Names a closed path.",
            "negative_criteria": "Anything else.", "examples": {"positive": ["closed path"], "negative": ["no idea"]}}

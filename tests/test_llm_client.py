@@ -10,16 +10,16 @@ import time
 
 import pandas as pd
 import pytest
-
-from synthmix.errors import GenerationError
-from synthmix.filtering import judge_pool
-from synthmix.llm_client import (ChatClient, ChatReply, ReplyCache, content_problem, managed_server_timeout,
-                                 retry_after_seconds)
-from synthmix.rubric import load_rubric
 from conftest import REPO
 from fault_server import ERROR_TEXT, REFUSAL_TEXT, fault_server, reply_content
 
-RUBRIC = load_rubric(REPO / "src/synthmix/default_data/tutor_error_feedback/rubric.yaml")
+from synthmix.data.rubric import load_rubric
+from synthmix.errors import GenerationError
+from synthmix.llm.cache import ChatReply, ReplyCache
+from synthmix.llm.client import ChatClient, content_problem, managed_server_timeout, retry_after_seconds
+from synthmix.steps.filtering import judge_pool
+
+RUBRIC = load_rubric(REPO / "src/synthmix/data/default_data/tutor_error_feedback/rubric.yaml")
 MESSAGES = [{"role": "user", "content": "Draft 3 positive responses to the question, one per line, no numbering."}]
 
 
@@ -158,7 +158,7 @@ def test_sentinel_api_key_is_sent_but_never_stored(tmp_path, monkeypatch):
 
 WRITER = """
 import sys
-from synthmix.llm_client import ChatReply, ReplyCache
+from synthmix.llm.cache import ChatReply, ReplyCache
 path, worker, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 cache = ReplyCache(path)
 for number in range(count):

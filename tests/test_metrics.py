@@ -6,8 +6,8 @@ import pytest
 from scipy.stats import norm
 from sklearn import metrics as skm
 
-from synthmix import metrics as M
-from synthmix.metrics import bootstrap_ci, classification_metrics, evaluate, grader_agreement
+from synthmix.steps import metrics as M
+from synthmix.steps.metrics import bootstrap_ci, classification_metrics, evaluate, grader_agreement
 
 # Hand-worked confusion example (threshold 0.5):
 #   labels 1 1 1 1 0 0 0 0 0 0

@@ -11,7 +11,6 @@ import shutil
 import nbformat
 import papermill
 import pytest
-
 from conftest import REPO
 
 NOTEBOOKS = ["01_generate", "02_filter", "03_train_teacher", "04_distill", "05_analyze"]

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import pytest
-
-from synthmix.generate import build_messages, parse_reply
-from synthmix.rubric import load_rubric
 from conftest import REPO
 
-RUBRIC = load_rubric(REPO / "src/synthmix/default_data/tutor_error_feedback/rubric.yaml")
+from synthmix.data.rubric import load_rubric
+from synthmix.steps.generate import build_messages
+from synthmix.steps.parsing import parse_reply
+
+RUBRIC = load_rubric(REPO / "src/synthmix/data/default_data/tutor_error_feedback/rubric.yaml")
 
 
 def prompt_echo_lines(label: int) -> tuple[str, ...]:

@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections import Counter
 
 from conftest import REPO
+
+from synthmix.data.design import study_design
 from synthmix.params import parse_params
-from synthmix.pipeline import plan_study, study_design
+from synthmix.run.graph import plan_study
 
 
 def study(**changes) -> dict:

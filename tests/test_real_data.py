@@ -11,9 +11,10 @@ import xml.etree.ElementTree as ElementTree
 import pandas as pd
 import pytest
 import yaml
-
 from conftest import REPO, run_cli
-from synthmix.data import load_human_data, split_human_data
+
+from synthmix.data.loading import load_human_data
+from synthmix.data.splits import split_human_data
 from synthmix.params import parse_params
 
 
@@ -34,7 +35,7 @@ def beetle_study(beetle_dir, tmp_path_factory):
     table = beetle_table(beetle_dir)
     table.to_csv(folder / "beetle.tsv", sep="\t", index=False)
     table.to_json(folder / "beetle.jsonl", orient="records", lines=True)
-    dataset = {"source": "beetle.tsv", "rubric": str(REPO / "src/synthmix/default_data/tutor_error_feedback/rubric.yaml"),
+    dataset = {"source": "beetle.tsv", "rubric": str(REPO / "src/synthmix/data/default_data/tutor_error_feedback/rubric.yaml"),
                "text_column": "answer", "label_column": "accuracy", "id_column": "answer_id",
                "item_column": "question", "positive_labels": ["correct"], "negative_labels": ["incorrect"]}
     (folder / "params.yaml").write_text(yaml.safe_dump({"study": "beetle", "dataset": dataset}))
@@ -94,8 +95,8 @@ BEETLE_RUBRIC = {
 
 
 def test_semeval_source_reads_items_questions_and_references(beetle_dir, tmp_path):
-    from synthmix.data import load_human_data
-    from synthmix.rubric import load_study_rubric
+    from synthmix.data.loading import load_human_data
+    from synthmix.data.rubric import load_study_rubric
 
     (tmp_path / "rubric.yaml").write_text(yaml.safe_dump(BEETLE_RUBRIC))  # no question: the XML gives each one
     folder = beetle_dir / "training" / "2way" / "beetle"
@@ -122,7 +123,8 @@ def test_semeval_folder_without_xml_names_the_folders_that_have_it(beetle_dir, t
 
 
 def test_beetle_split_keeps_identical_answers_together(beetle_dir):
-    from synthmix.data import load_human_data, normalise_text, split_human_data, split_report
+    from synthmix.data.loading import load_human_data, normalise_text
+    from synthmix.data.splits import split_human_data, split_report
 
     folder = beetle_dir / "training" / "2way" / "beetle"
     params = parse_params({"study": "b", "dataset": {**SEMEVAL_DATASET, "source": f"semeval:{folder}",
@@ -144,7 +146,7 @@ def test_reduced_beetle_study_runs_to_a_teacher_with_per_item_auc(beetle_dir, tm
 
     import pandas as pd
 
-    from synthmix.metrics import auc_by_item
+    from synthmix.steps.metrics import auc_by_item
 
     questions = tmp_path / "questions"  # a scratch selection of the shared XML, outside the repository
     questions.mkdir()
@@ -177,7 +179,7 @@ def test_reduced_beetle_study_runs_to_a_teacher_with_per_item_auc(beetle_dir, tm
 def test_semeval_folder_fingerprint_follows_its_xml(beetle_dir, tmp_path):
     import shutil
 
-    from synthmix.data import dataset_fingerprint
+    from synthmix.data.loading import dataset_fingerprint
     from synthmix.params import DatasetParams
 
     shutil.copy(beetle_dir / "training" / "2way" / "beetle" / "FaultFinding-TERMINAL_STATE_EXPLAIN_Q.xml", tmp_path)

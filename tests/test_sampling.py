@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from synthmix.sampling import (
+from synthmix.data.sampling import (
     PoolShortage,
     draw_human_replay,
     draw_mixture,
@@ -84,7 +84,7 @@ def two_item_pool(per_item_label: int = 40) -> pd.DataFrame:
 
 
 def test_draws_are_split_across_items_in_proportion_to_the_human_data_and_stay_nested():
-    from synthmix.sampling import seat_order
+    from synthmix.data.sampling import seat_order
 
     weights = {"a": 60, "b": 30}  # item a has twice the human training responses of item b
     schedule = [12, 30, 48]
@@ -109,7 +109,7 @@ def test_an_item_without_enough_synthetic_responses_is_named():
 
 
 def test_pool_targets_per_item_follow_the_human_data():
-    from synthmix.sampling import item_targets
+    from synthmix.data.sampling import item_targets
 
     assert item_targets({1: 30, 0: 60}, {"a": 2, "b": 1}) == {"a": {1: 20, 0: 40}, "b": {1: 10, 0: 20}}
     assert item_targets({1: 30, 0: 60}, {"a": 2, "b": 1}, margin=1.5) == {"a": {1: 30, 0: 60}, "b": {1: 15, 0: 30}}

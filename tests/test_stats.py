@@ -7,7 +7,7 @@ from scipy import stats as sps
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.oneway import anova_oneway
 
-from synthmix.stats import (
+from synthmix.analysis.stats import (
     brown_forsythe,
     describe_groups,
     games_howell,

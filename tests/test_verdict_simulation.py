@@ -14,7 +14,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from synthmix.verdicts import PairedEffect, judge_difference, judge_sd_ratio
+from synthmix.analysis.verdicts import PairedEffect, judge_difference, judge_sd_ratio
 
 MARGIN, ALPHA, TOLERANCE = 0.02, 0.05, 0.03
 BETWEEN_SD, TEST_SD = 0.02, 0.01  # AUC differences: across replicates, and from sampling test responses

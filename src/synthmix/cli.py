@@ -19,10 +19,11 @@ def check_study(params_path: str | Path):
 
     Raises ``InputError`` with one line per problem.
     """
-    from synthmix.data import describe_split, load_human_data, split_human_data, split_report
+    from synthmix.data.loading import load_human_data
+    from synthmix.data.rubric import load_rubric, load_study_rubric, rubric_path
+    from synthmix.data.scaffold import todo_problems
+    from synthmix.data.splits import describe_split, split_human_data, split_report
     from synthmix.params import load_params
-    from synthmix.rubric import load_rubric, load_study_rubric, rubric_path
-    from synthmix.scaffold import todo_problems
 
     params = load_params(params_path)
     problems: list[str] = todo_problems(params_path)  # values `synthmix init` left for a person to write
@@ -59,7 +60,7 @@ def check_study(params_path: str | Path):
 
 def _check_design(params, params_path) -> list[str]:
     """Whether every pool can supply every share asked for (raises InputError naming each condition)."""
-    from synthmix.pipeline import study_design
+    from synthmix.data.design import study_design
 
     design = study_design(params, params_path)
     if design.problems:
@@ -111,14 +112,14 @@ def _key_line(params_path, dotted_key: str) -> int | None:
 def _check_generation(params) -> list[str]:
     settings = params.generation
     if settings.backend == "managed-llama-cpp":
-        from synthmix.llm_server import gguf_path
+        from synthmix.llm.server import gguf_path
 
         try:
             gguf_path(settings.model)
         except InputError as exc:
             return exc.problems
         return []
-    from synthmix.llm_client import needs_api_key
+    from synthmix.llm.client import needs_api_key
 
     if needs_api_key(settings.base_url) and not os.environ.get(settings.api_key_env):
         return [f"generation: backend 'openai' needs an API key in the environment variable "
@@ -127,7 +128,7 @@ def _check_generation(params) -> list[str]:
 
 
 def _check_models(params) -> list[str]:
-    from synthmix.models import resolve_model, student_spec
+    from synthmix.steps.models import resolve_model, student_spec
 
     problems = []
     for key, name in (("teacher.model", params.teacher.model), ("student.model", params.student.model)):
@@ -137,7 +138,7 @@ def _check_models(params) -> list[str]:
             resolve_model(name, key=key)
         except InputError as exc:
             problems += exc.problems
-    from synthmix.devices import resolve_device
+    from synthmix.steps.devices import resolve_device
 
     try:
         resolve_device(params.compute.device)
@@ -166,10 +167,12 @@ def _check_results_folder(results: str) -> None:
 
 
 def _run(args) -> int:
-    from synthmix.pipeline import NOTEBOOKS, plan_study
-    from synthmix.executors import make_executor
-    from synthmix.runner import StepFailed, is_complete
-    from synthmix.runner import forget_completion, incomplete_reason, stale_steps
+    from synthmix.core.layout import NOTEBOOKS
+    from synthmix.run.code_versions import stale_steps
+    from synthmix.run.executors import make_executor
+    from synthmix.run.graph import plan_study
+    from synthmix.run.markers import incomplete_reason, is_complete
+    from synthmix.run.runner import StepFailed, forget_completion
 
     _check_results_folder(args.results)
     executor = make_executor(args.executor, workers=args.workers, cluster=args.cluster, scheduler=args.scheduler,
@@ -201,7 +204,7 @@ def _run(args) -> int:
     if len(complete) == len(steps):
         print("nothing to do: every step is already complete")
         return 0
-    from synthmix.lifetime import Interrupted, stop_on_signals
+    from synthmix.core.lifetime import Interrupted, stop_on_signals
 
     began = time.monotonic()
     try:
@@ -216,14 +219,14 @@ def _run(args) -> int:
         return exc.exit_code
     print(f"ran {len(results)} steps, skipped {len(complete)} complete ones, in {time.monotonic() - began:.1f} s")
     if any(s.kind == "analyze" for s in steps):
-        from synthmix.report import write_index
+        from synthmix.analysis.report import write_index
 
         print(f"index of every rendered notebook: {write_index(Path(args.results).resolve())}")
     return 0
 
 
 def _init(args) -> int:
-    from synthmix.scaffold import init_study
+    from synthmix.data.scaffold import init_study
 
     params_path, rubric_path, proposal = init_study(args.data, force=args.force)
     print(f"{args.data}: text '{proposal.text_column}', label '{proposal.label_column}' "
@@ -235,8 +238,43 @@ def _init(args) -> int:
     return 0
 
 
+class _StdoutThatOutlivesItsReader:
+    """``sys.stdout`` for the command: when its reader goes away (``synthmix run … | head -3``), what
+    is printed afterwards goes nowhere, quietly, and the command goes on (a study keeps running)."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def _closed(self) -> None:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, self._stream.fileno())  # Python's own flush at exit then succeeds too
+        os.close(devnull)
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            self._closed()
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            self._closed()
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``synthmix`` console script."""
+    if not isinstance(sys.stdout, _StdoutThatOutlivesItsReader) and hasattr(sys.stdout, "fileno"):
+        try:
+            sys.stdout.fileno()
+            sys.stdout = _StdoutThatOutlivesItsReader(sys.stdout)
+        except (OSError, ValueError):  # no real file behind stdout (captured by a test): nothing to guard
+            pass
     parser = argparse.ArgumentParser(prog="synthmix", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     validate = commands.add_parser("validate", help="check a params file and its dataset")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from synthmix.cli import check_study, main
-from synthmix.data import _read_table
+from synthmix.data.loading import _read_table
 from synthmix.errors import InputError
 from synthmix.params import load_params
 

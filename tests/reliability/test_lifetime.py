@@ -17,7 +17,7 @@ from reliability.harness import REPO
 
 WATCHED_PARENT = textwrap.dedent("""
     import subprocess, sys, threading, time
-    from synthmix.lifetime import watched_command
+    from synthmix.core.lifetime import watched_command
     command = watched_command("http.server", "0", "--bind", "127.0.0.1")
     children = []
     start = lambda: children.append(subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
@@ -33,7 +33,7 @@ POOL_PARENT = textwrap.dedent("""
     import subprocess, time
     from concurrent.futures import ProcessPoolExecutor
     from multiprocessing import get_context
-    from synthmix.lifetime import die_with_parent
+    from synthmix.core.lifetime import die_with_parent
 
     def start_grandchild():
         import os

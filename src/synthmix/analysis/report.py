@@ -1,0 +1,140 @@
+"""The results index page: one static HTML page of every study under a results folder.
+
+``write_index`` renders ``templates/index.html.j2`` with jinja2. Per study the page shows its
+claims as a table (claim, verdict, estimate, CI, margin, minimum detectable effect, replicates
+needed) read from the ``claims.json`` beside the analysis step's ``figures/`` folder, then the
+figures with their captions, then every step by experiment and condition, linked to its rendered
+notebook. Links are relative, so the page reads in a browser without a server.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from synthmix.analysis.results import KIND_ORDER, collect_steps
+from synthmix.core import io
+from synthmix.core.layout import MARKER
+
+TEMPLATE = "index.html.j2"
+CLAIM_KEYS = ("claim", "verdict", "estimate", "ci_low", "ci_high", "margin", "mde", "replicates_needed", "text")
+
+
+def _environment():
+    from jinja2 import Environment, PackageLoader, StrictUndefined
+
+    return Environment(loader=PackageLoader("synthmix.analysis", "templates"), autoescape=True, undefined=StrictUndefined,
+                       trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+
+
+def _finite(value) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(number) else number
+
+
+def _signed(value) -> str:
+    number = _finite(value)
+    return "" if number is None else f"{number:+.3f}"
+
+
+def _plain(value) -> str:
+    number = _finite(value)
+    return "" if number is None else f"{number:.3f}"
+
+
+def _count(value) -> str:
+    if isinstance(value, str):  # e.g. "more than 1000"
+        return value
+    number = _finite(value)
+    if number is None:
+        return ""
+    return "∞" if math.isinf(number) else f"{math.ceil(number):d}"
+
+
+def claim_row(entry: dict) -> dict:
+    """One claims.json entry as the strings the claims table shows (a missing key renders blank).
+
+    An entry of the older form (``supported``, ``evidence``) shows its verdict and evidence.
+    """
+    verdict = entry.get("verdict")
+    if verdict is None and "supported" in entry:
+        verdict = {True: "supported", False: "not supported"}.get(entry["supported"], "inconclusive")
+    low, high = _signed(entry.get("ci_low")), _signed(entry.get("ci_high"))
+    return {
+        "claim": str(entry.get("claim") or ""),
+        "verdict": str(verdict or ""),
+        "verdict_class": "-".join(str(verdict or "").split()),
+        "estimate": _signed(entry.get("estimate")),
+        "ci": f"[{low}, {high}]" if low and high else "",
+        "margin": _plain(entry.get("margin")),
+        "mde": _plain(entry.get("mde")),
+        "replicates_needed": _count(entry.get("replicates_needed")),
+        "text": str(entry.get("text") or entry.get("evidence") or ""),
+    }
+
+
+def _figures_dir(study_dir: Path, steps: pd.DataFrame) -> Path | None:
+    analyzed = steps[steps["kind"] == "analyze"]
+    candidates = [Path(f) / "figures" for f in analyzed["folder"]]
+    candidates += sorted(study_dir.glob("05_analyze/*/figures"), key=lambda p: p.stat().st_mtime, reverse=True)
+    return next((c for c in candidates if any(c.glob("*.png"))), None)
+
+
+def _link(target: Path, root: Path) -> str:
+    return Path(os.path.relpath(target, root)).as_posix()
+
+
+def _study_context(study_dir: Path, root: Path, figures_dir: Path | None) -> dict:
+    steps = collect_steps(study_dir)
+    counts = steps["kind"].value_counts().reindex(KIND_ORDER).dropna().astype(int)
+    folder = figures_dir or _figures_dir(study_dir, steps)
+    claims, figures = [], []
+    if folder is not None and folder.is_dir():
+        claims_file = folder.parent / "claims.json"
+        if claims_file.is_file():
+            claims = [claim_row(entry) for entry in io.read_json(claims_file)]
+        for png in sorted(folder.glob("*.png"), key=lambda p: (p.stat().st_mtime, p.name)):  # in the order saved
+            text = png.with_suffix(".txt")
+            figures.append({"src": _link(png, root), "name": png.stem,
+                            "caption": text.read_text().strip() if text.is_file() else png.stem})
+    expanded = steps.assign(experiment=steps["experiments"].map(lambda e: e or ["(no experiment named)"]))
+    experiments = []
+    for experiment, group in expanded.explode("experiment").groupby("experiment", sort=True):
+        rows = []
+        for row in group.sort_values("condition", kind="mergesort").to_dict(orient="records"):
+            rows.append({"condition": row["condition"], "kind": row["kind"],
+                         "link": _link(study_dir / row["notebook"], root) if row["notebook"] else "",
+                         "link_name": Path(row["notebook"]).name if row["notebook"] else "",
+                         "seconds": f"{row['seconds']:.1f}", "finished": str(row["finished"])})
+        experiments.append({"name": str(experiment), "rows": rows})
+    summary = study_dir / "summary.csv"
+    return {"name": study_dir.name, "step_count": len(steps),
+            "counts": ", ".join(f"{n} {kind}" for kind, n in counts.items()),
+            "summary_link": _link(summary, root) if summary.is_file() else "",
+            "claims": claims, "figures": figures, "experiments": experiments}
+
+
+def render_index(results_root, figures: dict | None = None) -> str:
+    """The index page of every study under ``results_root`` as HTML text (see ``write_index``)."""
+    root = Path(results_root).resolve()
+    figures = {k: Path(v).resolve() for k, v in (figures or {}).items()}
+    studies = sorted(d for d in root.iterdir() if d.is_dir() and any(d.glob(f"*/*/{MARKER}"))) if root.is_dir() else []
+    context = [_study_context(study, root, figures.get(study.name)) for study in studies]
+    return _environment().get_template(TEMPLATE).render(studies=context)
+
+
+def write_index(results_root, figures: dict | None = None) -> Path:
+    """Write ``results_root/index.html``, a static page of every study under it, and return its path.
+
+    Per study: its claims table (from ``claims.json`` beside the figures folder), its figures, and its steps
+    by experiment and condition, linked to their rendered notebooks. ``figures`` optionally maps a study
+    name to its figures folder (else the analysis step's ``figures/``).
+    """
+    root = Path(results_root).resolve()
+    return io.write_text(root / "index.html", render_index(root, figures))

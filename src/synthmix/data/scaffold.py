@@ -1,0 +1,243 @@
+"""``synthmix init DATA``: from a user's coded responses to a params file and a rubric template.
+
+The data file is inspected, the text, label, item (and id, question text, reference) columns
+and the label mapping are proposed from what it holds, and two files are written beside it:
+``<name>.params.yaml`` and ``<name>.rubric.yaml``. Every key carries a comment; what only a
+person can write (the task, the criteria, example responses) holds the marker
+``TODO (you write this)``, and ``synthmix validate`` fails, naming each one, until it is written.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from synthmix.data.loading import FORMATS, _read_table, label_key
+from synthmix.data.rubric import TODO_MARK, _todo_markers
+from synthmix.errors import InputError
+
+POSITIVE_WORDS = {"1", "true", "yes", "y", "correct", "right", "pass", "passed", "positive", "pos", "good",
+                  "acceptable", "accept", "accepted", "appropriate", "high"}
+NEGATIVE_WORDS = {"0", "false", "no", "n", "incorrect", "wrong", "fail", "failed", "negative", "neg", "bad",
+                  "unacceptable", "reject", "rejected", "inappropriate", "low"}
+HINTS = {
+    "label": ("label", "code", "coded", "score", "grade", "accuracy", "correct", "rating", "class", "y"),
+    "item": ("item", "question_id", "qid", "question", "prompt_id", "task", "prompt", "problem", "scenario"),
+    "item_text": ("question_text", "question", "prompt_text", "prompt", "stem", "item_text"),
+    "reference": ("reference", "references", "reference_answer", "model_answer", "answer_key", "key", "ideal"),
+    "id": ("id", "response_id", "answer_id", "row_id", "uid"),
+}
+
+
+@dataclass
+class Proposal:
+    """What ``inspect_data`` proposes, with the evidence shown in the written comments."""
+
+    text_column: str
+    label_column: str
+    id_column: str | None = None
+    item_column: str | None = None
+    item_text_column: str | None = None
+    reference_column: str | None = None
+    label_counts: dict = field(default_factory=dict)  # raw value -> count
+    positive_labels: list = field(default_factory=list)
+    negative_labels: list = field(default_factory=list)
+    unmapped_labels: list = field(default_factory=list)
+    items: dict = field(default_factory=dict)  # item -> count
+    columns: list = field(default_factory=list)
+
+
+def _hint_rank(name: str, kind: str) -> int:
+    lowered = str(name).strip().lower()
+    hints = HINTS[kind]
+    return hints.index(lowered) if lowered in hints else (len(hints) + 1 if any(h in lowered for h in hints) else 99)
+
+
+def _texts(frame: pd.DataFrame, column) -> pd.Series:
+    return frame[column].map(lambda v: "" if v is None else str(v).strip())
+
+
+def inspect_data(frame: pd.DataFrame, source: str = "<data>") -> Proposal:
+    """Propose the text, label, item, id, question-text and reference columns and the label mapping."""
+    if frame.empty or len(frame.columns) < 2:
+        raise InputError(f"{source}: expected a header and rows with at least a response column and a label column")
+    n = len(frame)
+    stats = {}
+    for column in frame.columns:
+        values = _texts(frame, column)
+        stats[column] = {"distinct": values.nunique(), "length": values.str.len().mean(),
+                         "words": values.str.split().map(len).mean()}
+    label_candidates = [c for c in frame.columns if 2 <= stats[c]["distinct"] <= 10]
+    if not label_candidates:
+        raise InputError(f"{source}: no column with 2 to 10 distinct values that could hold the codes; "
+                         f"columns: {', '.join(map(str, frame.columns))}")
+    label = min(label_candidates, key=lambda c: (_hint_rank(c, "label"), stats[c]["distinct"]))
+    rest = [c for c in frame.columns if c != label]
+    ids = [c for c in rest if stats[c]["distinct"] == n and _hint_rank(c, "id") < 99]
+    id_column = min(ids, key=lambda c: _hint_rank(c, "id")) if ids else None
+    rest = [c for c in rest if c != id_column]
+    items = [c for c in rest if 2 <= stats[c]["distinct"] <= max(2, n // 3) and _hint_rank(c, "item") < 99]
+    item_column = min(items, key=lambda c: (_hint_rank(c, "item"), stats[c]["length"])) if items else None
+    rest = [c for c in rest if c != item_column]
+    item_text_column = reference_column = None
+    if item_column is not None:
+        per_item = {c: frame.groupby(item_column)[c].nunique().max() for c in rest}
+        constant = [c for c in rest if per_item[c] == 1 and stats[c]["words"] >= 3]
+        questions = [c for c in constant if _hint_rank(c, "item_text") < 99]
+        item_text_column = min(questions, key=lambda c: _hint_rank(c, "item_text")) if questions else None
+        references = [c for c in rest if c != item_text_column and _hint_rank(c, "reference") < 99]
+        reference_column = min(references, key=lambda c: _hint_rank(c, "reference")) if references else None
+    rest = [c for c in rest if c not in (item_text_column, reference_column)]
+    if not rest:
+        raise InputError(f"{source}: no column is left for the responses; columns: {', '.join(map(str, frame.columns))}")
+    text = max(rest, key=lambda c: (stats[c]["distinct"] > 1, stats[c]["length"]))
+    counts = frame[label].value_counts(sort=True)
+    label_counts = {_plain(k): int(v) for k, v in counts.items()}
+    positive = [v for v in label_counts if label_key(v) in POSITIVE_WORDS]
+    negative = [v for v in label_counts if label_key(v) in NEGATIVE_WORDS]
+    unmapped = [v for v in label_counts if v not in positive and v not in negative]
+    item_counts = {str(k): int(v) for k, v in frame[item_column].astype(str).value_counts().sort_index().items()} \
+        if item_column else {}
+    return Proposal(text, label, id_column, item_column, item_text_column, reference_column, label_counts,
+                    positive, negative, unmapped, item_counts, [str(c) for c in frame.columns])
+
+
+def _plain(value):
+    return value.item() if hasattr(value, "item") else value
+
+
+def _yaml(value) -> str:
+    """A value as inline YAML (JSON is valid YAML and keeps strings quoted)."""
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _counts(counts: dict, limit: int = 8) -> str:
+    shown = ", ".join(f"{k} ({v})" for k, v in list(counts.items())[:limit])
+    return shown + (f" and {len(counts) - limit} more" if len(counts) > limit else "")
+
+
+def params_text(proposal: Proposal, data_name: str, rubric_name: str, study: str) -> str:
+    """The params file: every key with a comment saying what it is and what was found."""
+    todo = [TODO_MARK]
+    positive = proposal.positive_labels or todo
+    negative = proposal.negative_labels or todo
+    unmapped = (f"; values not mapped yet: {_counts({v: proposal.label_counts[v] for v in proposal.unmapped_labels})};"
+                " put each in positive_labels or negative_labels (or remove those rows from the data).") \
+        if proposal.unmapped_labels else ""
+    item_note = f"proposed: {len(proposal.items)} items: {_counts(proposal.items, 5)}" if proposal.item_column \
+        else "no column looked like an item (question) id; name it here if there is one"
+    lines = [
+        f"# Study params written by `synthmix init` from {data_name}.",
+        "# Every value below was proposed from the data: check each one. Write the parts marked",
+        f"# '{TODO_MARK}' here and in {rubric_name}; `synthmix validate` fails until they are written.",
+        f"# Columns found: {', '.join(proposal.columns)}",
+        f"study: {_yaml(study)}                    # name; results go to results/<study>/",
+        f"description: {_yaml('Synthetic responses for ' + data_name)}   # one line: what this study asks",
+        "dataset:",
+        f"  source: {_yaml(data_name)}              # the data file, relative to this params file",
+        f"  rubric: {_yaml(rubric_name)}            # the task, criteria and examples (template written beside it)",
+        f"  text_column: {_yaml(proposal.text_column)}         # proposed: the column with the longest varied text",
+        f"  label_column: {_yaml(proposal.label_column)}       # proposed: values found: {_counts(proposal.label_counts)}",
+        f"  id_column: {_yaml(proposal.id_column)}             # optional: a unique id per response (null: row numbers)",
+        f"  item_column: {_yaml(proposal.item_column)}         # optional: {item_note}",
+        f"  item_text_column: {_yaml(proposal.item_text_column)}   # optional: each item's question text "
+        "(else the rubric's question, or its items entries)",
+        f"  reference_column: {_yaml(proposal.reference_column)}   # optional: reference answers per item "
+        "(' || ' between several); they become the item's examples coded 1",
+        f"  positive_labels: {_yaml(positive)}   # raw values that count as 1{unmapped}",
+        f"  negative_labels: {_yaml(negative)}   # raw values that count as 0",
+        "  split_seed: 13                  # seed of the split; replicate r splits with [split_seed, r]",
+        "  train_fraction: 0.3333333333    # share of the responses that trains (the paper: one third); the rest tests",
+        "  validation_fraction: 0.25       # share of the training part held out for early stopping",
+        "  dedupe: false                   # true: one copy per normalised response with its majority code "
+        "(conflicts reported); identical responses always share a split either way",
+        "generation:",
+        "  backend: managed-llama-cpp      # managed-llama-cpp (offline, local) or openai (OpenAI or any "
+        "OpenAI-compatible server)",
+        "  model: smollm2-135m             # managed: smollm2-135m or a .gguf path; openai: e.g. gpt-4o",
+        "  base_url: null                  # OpenAI-compatible server URL (vLLM, llama.cpp); null for OpenAI itself",
+        "  temperatures: [0.3, 0.7]        # one synthetic pool per temperature",
+        "  label_balance: match_human      # synthetic responses drawn at the human positive rate, or balanced",
+        "teacher:",
+        "  model: minilm-l6                # classifier: minilm-l6 offline, or a Hugging Face id (bert-base-uncased)",
+        "  protocols: [incremental]        # incremental (the paper), mixed, replay (training-steps control)",
+        "  synthetic_shares: [0.5]         # synthetic share(s) of the training data evaluated",
+        "replicates: 5                     # each has its own split, training seed and synthetic draw",
+        "compute:",
+        "  device: auto                    # auto: cuda, then mps, then cpu",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def rubric_text(proposal: Proposal, name: str) -> str:
+    """The rubric template: the parts only a person can write are marked, each key explained."""
+    todo = _yaml(TODO_MARK)
+    if proposal.item_text_column:
+        question = (f"# question: omitted: each item's question comes from the data column "
+                    f"'{proposal.item_text_column}'")
+    else:
+        question = f"question: {todo}   # the question the responses answer, as the respondents saw it"
+    lines = [
+        f"# Rubric template written by `synthmix init` for {name}. It feeds the generation prompt and the",
+        "# LLM judge. Replace every TODO marker; `synthmix validate` names each one that is left.",
+        f"name: {_yaml(name)}   # short name",
+        f"title: {_yaml(name)}  # a readable title",
+        f"scenario: {todo}   # the situation the respondents were in, in a few sentences",
+        question,
+        f"persona: {todo}    # who writes the responses (system prompt of the generator), e.g. 'You are a student ...'",
+        f"positive_criteria: {todo}   # what earns a 1",
+        f"negative_criteria: {todo}   # what earns a 0",
+        "examples:   # example responses in the prompt; write new ones rather than copying responses from the data,",
+        "            # which could land in the test set",
+        "  positive:",
+        f"    - {todo}",
+        "  negative:",
+        f"    - {todo}",
+    ]
+    if proposal.items and not proposal.item_text_column:
+        lines += ["items:   # per item: its own question (and optionally scenario, criteria, examples); "
+                  "what is left out falls back to the entries above"]
+        for item in proposal.items:
+            lines += [f"  {_yaml(item)}:", f"    question: {todo}"]
+    elif proposal.items:
+        lines += ["# items:   # optional per-item entries (scenario, criteria, examples) that override the defaults,",
+                  f"#   {_yaml(next(iter(proposal.items)))}:",
+                  "#     negative_criteria: ..."]
+    return "\n".join(lines) + "\n"
+
+
+def init_study(data_path: str | Path, force: bool = False) -> tuple[Path, Path, Proposal]:
+    """Inspect ``data_path`` and write ``<name>.params.yaml`` and ``<name>.rubric.yaml`` beside it.
+
+    Returns (params path, rubric path, proposal). Refuses to overwrite existing files unless ``force``.
+    """
+    data_path = Path(data_path)
+    if data_path.suffix.lower() not in FORMATS:
+        raise InputError(f"{data_path}: unsupported format '{data_path.suffix}'; expected one of {', '.join(FORMATS)}")
+    frame = _read_table(data_path)
+    proposal = inspect_data(frame, str(data_path))
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", data_path.stem) or "study"
+    params_path = data_path.with_name(f"{stem}.params.yaml")
+    rubric_path = data_path.with_name(f"{stem}.rubric.yaml")
+    existing = [str(p) for p in (params_path, rubric_path) if p.exists()]
+    if existing and not force:
+        raise InputError(f"{', '.join(existing)}: already exists; pass --force to overwrite")
+    params_path.write_text(params_text(proposal, data_path.name, rubric_path.name, stem))
+    rubric_path.write_text(rubric_text(proposal, stem))
+    return params_path, rubric_path, proposal
+
+
+def todo_problems(path: str | Path) -> list[str]:
+    """One problem per value of a YAML file that still holds the ``TODO (you write this)`` marker."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError):
+        return []  # reported by the params/rubric loaders themselves
+    return _todo_markers(path, data)

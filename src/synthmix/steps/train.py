@@ -1,0 +1,337 @@
+"""Teacher training: fine-tune, predict, and the protocols of the study.
+
+Read top to bottom: seeding, batching, one fine-tuning loop (AdamW, optional early stopping on
+the human validation split), prediction, then the protocols that produce a ``TeacherRun``:
+
+* ``train_incremental`` -- fine-tune on human train (early stopping on human validation), then
+  add synthetic responses in increments (``sampling.increment_schedule``: a checkpoint at exactly
+  every share asked for), one pass each, and evaluate on the human test split after every step;
+  with ``replay=True`` the increments are human training responses drawn afresh: the control
+  that separates "more synthetic data" from "more training";
+* ``train_mixed`` -- fine-tune from the pre-trained model on human train plus synthetic
+  responses making up exactly a given share of the training data (early stopping on validation).
+
+A replicate's training seed, synthetic draw and human split all derive from its number.
+
+The human test split is only ever predicted and scored: no choice (early stopping, best epoch)
+looks at it. ``TeacherRun.used_rows`` records which human rows went where, so this can be checked.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from synthmix.core import io
+from synthmix.core.progress import report_progress
+from synthmix.data.sampling import (
+    draw_human_replay,
+    draw_mixture,
+    draw_schedule,
+    increment_schedule,
+    positive_rate,
+    share_checkpoints,
+)
+from synthmix.errors import InputError
+from synthmix.params import TeacherParams
+from synthmix.steps import metrics as metrics_module
+from synthmix.steps.models import load_classifier
+from synthmix.steps.training import fine_tune, predict_logits, predict_proba
+
+#: The columns that identify a row of ``TeacherRun.metrics``; the metric columns follow them.
+
+
+#: The columns that identify a row of ``TeacherRun.metrics``; the metric columns follow them.
+METRIC_COLUMNS = ("protocol", "replicate", "checkpoint", "n_human", "n_added", "n_synthetic", "synthetic_share",
+                  "target_share", "positive_rate")
+
+
+# ------------------------------------------------------------------------------ protocols
+@dataclass
+class TeacherRun:
+    """What one teacher training run produced (see ``train_incremental`` / ``train_mixed``).
+
+    ``metrics``: one row per checkpoint (``METRIC_COLUMNS``: protocol, replicate, checkpoint, the
+    responses trained on, shares and the positive rate seen, then every key of ``metrics.evaluate``); ``test_predictions``: checkpoint,
+    id, row, label, score for each human test item; ``transfer_logits``: text, logit_0, logit_1
+    of the final model (empty without transfer texts); ``history``: the fine-tuning histories;
+    ``used_rows``: the human ``row`` values used for ``train``, ``validation`` and
+    ``evaluation``; ``model``/``tokenizer``: the final model.
+    """
+
+    metrics: pd.DataFrame
+    test_predictions: pd.DataFrame
+    transfer_logits: pd.DataFrame
+    history: dict
+    used_rows: dict
+    model: object = field(default=None, repr=False)
+    tokenizer: object = field(default=None, repr=False)
+
+
+def _check_synthetic(synthetic: pd.DataFrame | None) -> pd.DataFrame:
+    if synthetic is None:
+        return pd.DataFrame({"text": pd.Series(dtype=str), "label": pd.Series(dtype="int64")})
+    missing = [c for c in ("text", "label") if c not in synthetic.columns]
+    if missing:
+        raise InputError(f"synthetic responses: column {', '.join(missing)} not found; columns are: {', '.join(map(str, synthetic.columns))}")
+    labels = pd.to_numeric(synthetic["label"], errors="coerce")
+    if not labels.isin([0, 1]).all():
+        raise InputError("synthetic responses: column 'label' must hold 0/1 (the label each response was generated for)")
+    return synthetic.assign(label=labels.astype("int64")).reset_index(drop=True)
+
+
+def _split(human, name: str):
+    part = human[name]
+    return list(part["text"]), np.asarray(part["label"], dtype=np.int64)
+
+
+class _Recorder:
+    """Collects the metric rows and test predictions of one run, checkpoint by checkpoint."""
+
+    def __init__(self, protocol: str, replicate: int, human, params: TeacherParams):
+        self.protocol, self.replicate, self.params = protocol, replicate, params
+        self.test = human["test"]
+        self.rows, self.predictions = [], []
+
+    def evaluate(self, model, tokenizer, checkpoint: int, n_human: int, n_synthetic: int, *, n_added: int | None = None,
+                 positives_seen: int = 0, target_share: float = float("nan")) -> None:
+        labels = np.asarray(self.test["label"], dtype=np.int64)
+        scores = predict_proba(model, tokenizer, self.test["text"], max_length=self.params.max_length)
+        n_added = n_synthetic if n_added is None else n_added
+        total = n_human + n_synthetic
+        share = n_synthetic / total if total else float("nan")
+        seen = n_human + n_added
+        row = dict(zip(METRIC_COLUMNS, (self.protocol, self.replicate, checkpoint, n_human, n_added, n_synthetic, share,
+                                        target_share, positives_seen / seen if seen else float("nan"))))
+        row.update(metrics_module.evaluate(labels, scores, n_resamples=self.params.bootstrap_resamples,
+                                           seed=[self.replicate, checkpoint]))
+        self.rows.append(row)
+        self.predictions.append(
+            pd.DataFrame(
+                {
+                    "checkpoint": checkpoint,
+                    "id": list(self.test["id"]),
+                    "row": np.asarray(self.test["row"], dtype=np.int64),
+                    "item": list(self.test["item"]) if "item" in self.test.column_names else "",
+                    "label": labels,
+                    "score": scores,
+                }
+            )
+        )
+
+    def run(self, model, tokenizer, history, used_rows, transfer_texts) -> TeacherRun:
+        if transfer_texts is not None:
+            transfer_texts = list(transfer_texts)
+            logits = predict_logits(model, tokenizer, transfer_texts, max_length=self.params.max_length)
+            transfer = pd.DataFrame({"text": transfer_texts, "logit_0": logits[:, 0], "logit_1": logits[:, 1]})
+        else:
+            transfer = pd.DataFrame(columns=["text", "logit_0", "logit_1"])
+        used_rows["evaluation"] = [int(r) for r in self.test["row"]]
+        return TeacherRun(
+            metrics=pd.DataFrame(self.rows),
+            test_predictions=pd.concat(self.predictions, ignore_index=True),
+            transfer_logits=transfer,
+            history=history,
+            used_rows=used_rows,
+            model=model,
+            tokenizer=tokenizer,
+        )
+
+
+def training_seed(replicate: int, step: int = 0) -> int:
+    """The torch seed of replicate ``replicate``'s training (``step`` > 0: its k-th increment)."""
+    return int(replicate) * 10_000 + int(step)
+
+
+def fine_tune_on_human(human, params: TeacherParams, seed: int, cache_dir=None, device=None):
+    """The pre-trained model fine-tuned on human train with early stopping on human validation.
+
+    Returns ``(model, tokenizer, history)``. With ``cache_dir``, the result is stored there keyed
+    by everything that determines it (model, settings, the human texts and labels, seed), so the
+    conditions that share it (every incremental run of a replicate, the replay control, the
+    teacher-agreement filter) compute it once; a cached model is loaded bit-for-bit, so results
+    do not change. Entries are written with the normal file modes.
+    """
+    import json
+    import shutil
+    import tempfile
+
+    train_texts, train_labels = _split(human, "train")
+    validation = _split(human, "validation")
+    key = io.stable_hash({"model": params.model, "settings": params.model_dump(include={
+        "max_length", "batch_size", "learning_rate", "max_epochs", "patience"}),
+        "train": [train_texts, train_labels.tolist()], "validation": [validation[0], validation[1].tolist()],
+        "seed": seed}, length=16)
+    folder = Path(cache_dir) / key if cache_dir else None
+    if folder is not None and (folder / "history.json").is_file():
+        model, tokenizer = load_classifier(str(folder), seed, device)
+        return model, tokenizer, json.loads((folder / "history.json").read_text())
+    model, tokenizer = load_classifier(params.model, seed, device)
+    history = fine_tune(model, tokenizer, train_texts, train_labels, params, seed, validation=validation)
+    if folder is not None:  # written aside, then renamed: a half-written cache entry is never read
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        scratch = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=folder.parent))
+        model.save_pretrained(scratch)
+        tokenizer.save_pretrained(scratch)
+        (scratch / "history.json").write_text(json.dumps(history))
+        io.normal_modes(scratch)
+        try:
+            scratch.rename(folder)
+        except OSError:  # another process stored the same entry first
+            shutil.rmtree(scratch, ignore_errors=True)
+    return model, tokenizer, history
+
+
+def train_incremental(human, synthetic: pd.DataFrame | None, params: TeacherParams, replicate: int, shares,
+                      label_balance: str = "match_human", transfer_texts=None, base_cache_dir=None,
+                      replay: bool = False, what: str = "pool", device=None, item_weights: dict | None = None
+                      ) -> TeacherRun:
+    """The paper's incremental protocol (or, with ``replay``, its training-steps control).
+
+    Checkpoint 0: the pre-trained ``params.model`` fine-tuned on human train with early stopping
+    on human validation, scored on human test. Then the run continues one pass per increment on
+    the responses of ``sampling.increment_schedule``: steps of ``params.increment`` up to the
+    largest of ``shares``, with a checkpoint at exactly each share. Synthetic increments are drawn
+    from ``synthetic`` without replacement at the label balance asked for (``sampling.draw_schedule``);
+    with ``replay`` the same counts are drawn afresh from the human training data instead
+    (``sampling.draw_human_replay``), so a gain of the synthetic arm over the replay arm is not
+    just more training. Each increment is its own ``fine_tune`` call (fresh AdamW, no early
+    stopping). ``n_added`` counts the responses added after the human fine-tune. With
+    ``item_weights`` (item -> human training responses) every increment is split across items in
+    proportion to the human data, from each item's own synthetic responses.
+    """
+    train_texts, train_labels = _split(human, "train")
+    n_human = len(train_texts)
+    rate = positive_rate(train_labels, label_balance)
+    schedule = increment_schedule(n_human, shares, params.increment)
+    at_share = {count: share for share, count in share_checkpoints(n_human, shares).items()}
+    protocol = "replay" if replay else "incremental"
+    recorder = _Recorder(protocol, replicate, human, params)
+
+    model, tokenizer, initial = fine_tune_on_human(human, params, training_seed(replicate), base_cache_dir, device)
+    positives = int(train_labels.sum())
+    recorder.evaluate(model, tokenizer, 0, n_human, 0, positives_seen=positives, target_share=at_share.get(0, 0.0))
+    if replay:
+        chunks = [(np.asarray(train_texts, dtype=object)[rows].tolist(), train_labels[rows])
+                  for rows in draw_human_replay(train_labels, schedule, rate, [replicate, 3])]
+    else:
+        synthetic = _check_synthetic(synthetic)
+        chunks = [(list(chunk["text"]), chunk["label"].to_numpy(dtype=np.int64))
+                  for chunk in draw_schedule(synthetic, schedule, rate, [replicate, 1], what, item_weights)]
+    steps = []
+    for checkpoint, ((texts, labels), count) in enumerate(zip(chunks, schedule), start=1):
+        steps.append(fine_tune(model, tokenizer, texts, labels, params, training_seed(replicate, checkpoint), epochs=1))
+        positives += int(np.sum(labels))
+        recorder.evaluate(model, tokenizer, checkpoint, n_human, 0 if replay else count, n_added=count,
+                          positives_seen=positives, target_share=at_share.get(count, float("nan")))
+        report_progress(count, schedule[-1], "responses added")
+
+    used_rows = {
+        "train": [int(r) for r in human["train"]["row"]],
+        "validation": [int(r) for r in human["validation"]["row"]],
+    }
+    history = {"initial": initial, "increments": steps, "schedule": schedule, "positive_rate_drawn": rate,
+               "label_balance": label_balance, "shares": [float(s) for s in shares]}
+    return recorder.run(model, tokenizer, history, used_rows, transfer_texts)
+
+
+def train_mixed(human, synthetic: pd.DataFrame | None, share: float, params: TeacherParams, replicate: int,
+                label_balance: str = "match_human", transfer_texts=None, what: str = "pool", device=None,
+                item_weights: dict | None = None) -> TeacherRun:
+    """The mixed protocol: fine-tune the pre-trained model on human + synthetic at exactly ``share``.
+
+    The synthetic responses are drawn by ``sampling.draw_mixture`` (share 1: synthetic only, as
+    many as the human training data), training uses early stopping on human validation, and the
+    result is scored once on human test (checkpoint 0). A pool that cannot supply the share
+    raises ``sampling.PoolShortage``: a share is never silently capped.
+    """
+    synthetic = _check_synthetic(synthetic)
+    train_texts, train_labels = _split(human, "train")
+    rate = positive_rate(train_labels, label_balance)
+    n_human, chosen = draw_mixture(synthetic, len(train_texts), share, rate, [replicate, 2], what, item_weights)
+    texts = train_texts[:n_human] + list(chosen["text"])
+    labels = np.concatenate([train_labels[:n_human], chosen["label"].to_numpy(dtype=np.int64)])
+
+    model, tokenizer = load_classifier(params.model, training_seed(replicate), device)
+    recorder = _Recorder("mixed", replicate, human, params)
+    fit = fine_tune(model, tokenizer, texts, labels, params, training_seed(replicate),
+                    validation=_split(human, "validation"))
+    recorder.evaluate(model, tokenizer, 0, n_human, len(chosen), positives_seen=int(labels.sum()),
+                      target_share=float(share))
+
+    used_rows = {
+        "train": [int(r) for r in human["train"]["row"]][:n_human],
+        "validation": [int(r) for r in human["validation"]["row"]],
+    }
+    history = {"fit": fit, "target_share": float(share), "achieved_share": len(chosen) / len(labels),
+               "synthetic_index": chosen.index.tolist(), "label_balance": label_balance}
+    return recorder.run(model, tokenizer, history, used_rows, transfer_texts)
+
+
+# --------------------------------------------------------------------------------- saving
+def transfer_set(human, pool: pd.DataFrame | None) -> pd.DataFrame:
+    """The texts a student is distilled on: human train plus the *whole* synthetic pool.
+
+    Columns text, label, source ('human' / 'synthetic'); the pool is taken before filtering, so
+    it includes responses the teacher never trained on. The human test split is never included.
+    """
+    parts = [pd.DataFrame({"text": list(human["train"]["text"]), "label": np.asarray(human["train"]["label"], dtype=np.int64), "source": "human"})]
+    pool = _check_synthetic(pool)
+    parts.append(pd.DataFrame({"text": pool["text"].astype(str), "label": pool["label"], "source": "synthetic"}))
+    return pd.concat(parts, ignore_index=True)
+
+
+def _plain(value):
+    """JSON-friendly python scalars from numpy/pandas values."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return float(value)
+    return value
+
+
+def save_teacher_run(run: TeacherRun, transfer: pd.DataFrame | None, output_dir, protocol: str, replicate: int,
+                     keep_model: bool = False, extra: dict | None = None) -> dict:
+    """Write a teacher run for the next steps and return its report (also in teacher_report.json).
+
+    Files: metrics.parquet, test_predictions.parquet, transfer_logits.parquet (the ``transfer``
+    table -- text, label, source -- with the final model's logit_0/logit_1 beside it, as
+    ``distill`` wants it) and teacher_report.json (early stopping, used rows, histories, final
+    metrics); with ``keep_model`` also the model and tokenizer in ``model/``.
+    """
+    output_dir = Path(output_dir)
+    logits = run.transfer_logits.reset_index(drop=True)
+    if transfer is not None:
+        transfer = transfer.reset_index(drop=True)
+        if len(transfer) != len(logits) or list(transfer["text"]) != list(logits["text"]):
+            raise ValueError("save_teacher_run: the transfer table does not match the texts the run was given")
+        logits = pd.concat([transfer, logits[["logit_0", "logit_1"]]], axis=1)
+    initial = run.history.get("initial", run.history.get("fit", {}))
+    final = run.metrics.iloc[-1].to_dict()
+    report = {
+        "protocol": protocol,
+        "replicate": int(replicate),
+        "early_stopping": {key: initial.get(key) for key in ("epochs_run", "best_epoch", "stopped_early", "validation_losses")},
+        "checkpoints": int(len(run.metrics)),
+        "final": final,
+        "used_rows": run.used_rows,
+        "history": run.history,
+        "model_kept": bool(keep_model),
+        **(extra or {}),
+    }
+    report = _plain(report)
+    io.write_table(output_dir / "metrics.parquet", run.metrics)
+    io.write_table(output_dir / "test_predictions.parquet", run.test_predictions)
+    io.write_table(output_dir / "transfer_logits.parquet", logits)
+    if keep_model and run.model is not None:
+        run.model.save_pretrained(output_dir / "model")
+        run.tokenizer.save_pretrained(output_dir / "model")
+    io.write_json(output_dir / "teacher_report.json", report)
+    return report
