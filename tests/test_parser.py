@@ -54,11 +54,22 @@ def test_parse_reply_counts_rejects_by_reason():
     "Write 5 more positive responses, no numbering",
     "Generate ten negative answers for the tutor.",
     "3 negative responses to the question, one per line",
+    "Draft 25, 30, 40, 50, 6, 7, 8, 9, 10",  # the request's verb and counts, seen in a t = 0.7 pool
+    "Draft 50-word paragraphs of responses to this type of sentence using bold text and no headings",
 ])
 def test_restated_instructions_are_dropped(line):
     responses, rejects = parse_reply(f"{line}\nHow would you check whether 4/6 is bigger than 3/4?", prompt_echo_lines(0))
     assert responses == ["How would you check whether 4/6 is bigger than 3/4?"]
     assert dict(rejects) == {"restates_instruction": 1}
+
+
+@pytest.mark.parametrize("line", [
+    "Write 3/4 as 6/8 first, then add the two fractions.",  # the request's verb, but a response to Maya
+    "Write down both fractions with the same bottom number.",
+])
+def test_responses_that_start_with_a_request_verb_are_kept(line):
+    responses, rejects = parse_reply(line, prompt_echo_lines(0))
+    assert responses == [line] and not rejects
 
 
 @pytest.mark.parametrize("line", [
