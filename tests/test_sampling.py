@@ -113,3 +113,19 @@ def test_pool_targets_per_item_follow_the_human_data():
 
     assert item_targets({1: 30, 0: 60}, {"a": 2, "b": 1}) == {"a": {1: 20, 0: 40}, "b": {1: 10, 0: 20}}
     assert item_targets({1: 30, 0: 60}, {"a": 2, "b": 1}, margin=1.5) == {"a": {1: 30, 0: 60}, "b": {1: 15, 0: 30}}
+
+
+def test_an_unfiltered_pool_is_thinned_to_the_filtered_pool_size_per_label_and_item():
+    from synthmix.data.sampling import thin_to_match
+
+    pool = pd.DataFrame({"text": [f"r{i}" for i in range(60)], "label": [i % 2 for i in range(60)],
+                         "item": ["a" if i < 40 else "b" for i in range(60)]})
+    filtered = pool[(pool.index % 3) != 0]  # what a grader kept: a subset, per item and label
+    thinned = thin_to_match(pool, filtered, seed=[2, 1])
+    counts = lambda frame: frame.groupby(["item", "label"]).size().to_dict()  # noqa: E731
+    assert counts(thinned) == counts(filtered) and set(thinned["text"]) <= set(pool["text"])
+    assert thinned["text"].tolist() != filtered["text"].tolist()  # drawn at random, not the filter's choice
+    assert thin_to_match(pool, filtered, seed=[2, 1]).equals(thinned)  # reproducible per replicate
+    with pytest.raises(PoolShortage, match="stratum b / 1 needs 11"):
+        thin_to_match(pool.iloc[:50], pool.iloc[:10].assign(item="b", label=1).pipe(lambda f: pd.concat([f, f[:1]])),
+                      seed=0)

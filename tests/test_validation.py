@@ -153,7 +153,7 @@ def test_a_pool_too_small_for_a_share_names_the_condition_and_the_numbers(tmp_pa
     result = run_cli("validate", str(params))
     assert result.returncode == 2, result.stdout + result.stderr
     assert result.stderr.strip().splitlines() == [
-        f"{params}: experiments.grid: condition t0.7-none-incremental (replicate 0) needs {n} synthetic responses "
+        f"{params}: experiments.grid: condition t0.7-none-incremental50 (replicate 0) needs {n} synthetic responses "
         f"coded {label} at share 0.5 (96 human training responses, 42% positive), but generation.pool_size_per_label "
         "is 30; raise it or set it to 'auto'" for n, label in ((40, 1), (56, 0))]
     run = run_cli("run", str(params), "--results", str(tmp_path / "results"))

@@ -68,10 +68,11 @@ def _check_design(params, params_path) -> list[str]:
     sizes = sorted({s["n_human"] for s in design.replicates})
     notes = [f"{params.replicates} replicates, human training responses per replicate: "
              f"{', '.join(map(str, sizes))}"]
-    for temperature in sorted(design.targets):
-        need, target = design.needs[temperature], design.targets[temperature]
-        notes.append(f"pool t={temperature:g}: the largest draw needs {need[1]} coded 1 and {need[0]} coded 0; "
-                     f"generation targets {target[1]} and {target[0]}")
+    for key in design.pool_keys():
+        need, target = design.needs[key], design.targets[key]
+        kind = f"one per replicate ({params.replicates})" if key.own else "shared by the replicates"
+        notes.append(f"pool t={key.temperature:g}, {kind}: the largest draw needs {need[1]} coded 1 and {need[0]} "
+                     f"coded 0; generation targets {target[1]} and {target[0]}")
     return notes
 
 

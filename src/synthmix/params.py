@@ -93,8 +93,9 @@ class GenerationParams(_Strict):
         "auto", description="responses to collect per label and temperature; 'auto': derived from the shares the "
         "experiments ask for, the human training size and label_balance, times pool_margin")
     pool_margin: float = Field(
-        1.5, ge=1, description="auto pool size: this many times the largest draw a condition needs, so that "
-        "replicates draw different synthetic responses")
+        1.5, ge=1, description="auto pool size of a pool the replicates share: this many times the largest draw a "
+        "condition needs (replicates then draw overlapping subsets of it); a pool one replicate owns holds exactly "
+        "its largest draw")
     label_balance: Literal["match_human", "balanced"] = Field(
         "match_human", description="synthetic responses drawn at the human training data's positive rate, or 50/50")
     examples: Literal["rubric", "human_train"] = Field(
@@ -193,6 +194,10 @@ class ExperimentParams(_Strict):
     mixed_shares: list[float] | None = Field(
         None, description="mixed: the shares trained from scratch (default: synthetic_shares)")
     distill: bool = Field(True, description="distil this experiment's teachers into students (04_distill)")
+    pool_per_replicate: bool = Field(
+        False, description="each replicate draws from its own pool (generation seed + 100000 x replicate), so the "
+        "spread across replicates includes generation variance; otherwise the replicates share one pool per "
+        "temperature (set generation.per_replicate for every experiment at once)")
 
     @field_validator("synthetic_shares", "mixed_shares")
     @classmethod

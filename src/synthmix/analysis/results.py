@@ -135,7 +135,9 @@ def summary_table(study_dir) -> pd.DataFrame:
 
     Teacher rows come from each train_teacher step's ``metrics.parquet`` (one per checkpoint), student
     rows from each distill step's ``student_metrics.json`` (at its teacher's final checkpoint). A replay
-    (training-steps control) run has no pool: its temperature is NaN and its filter 'none'.
+    (training-steps control) run has no pool: its temperature is NaN and its filter 'none'. ``pool``
+    says whether a run drew from a pool shared by the replicates or its replicate's own;
+    ``thinned_like`` names the filter whose pool size an unfiltered arm's pool was thinned to.
     """
     study_dir = Path(study_dir)
     steps = collect_steps(study_dir)
@@ -154,6 +156,10 @@ def summary_table(study_dir) -> pd.DataFrame:
             "protocol": p.get("protocol", ""),
             "target_share": _target_share(p),
             "condition": teacher["condition"],
+            # which pool the run drew from (one shared by the replicates, or the replicate's own), and
+            # the filter whose pool size an unfiltered arm was thinned to (alike arms of a filter comparison)
+            "pool": ("own" if generate.get("parameters", {}).get("own_pool") else "shared") if has_pool else "",
+            "thinned_like": _lookup(filters, p.get("pool_size_like_dir")).get("parameters", {}).get("method", ""),
         }
         metrics = io.read_table(folder / "metrics.parquet").sort_values("checkpoint")
         for record in metrics.to_dict(orient="records"):

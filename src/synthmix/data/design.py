@@ -25,9 +25,30 @@ from synthmix.params import StudyParams
 
 
 # ------------------------------------------------------------------------- the design
+def share_tag(shares) -> str:
+    """Shares as a readable part of a condition name: (0.2, 0.4) -> '20-40' (percent, sorted)."""
+    return "-".join(f"{round(100 * s, 2):g}" for s in sorted(shares))
+
+
+@dataclass(frozen=True)
+class PoolKey:
+    """Which pool a use draws from: the temperature's pool shared by every replicate, or a replicate's own."""
+
+    temperature: float
+    own: bool = False
+
+    def name(self, replicate: int | None = None) -> str:
+        """The pool's condition name: t0.7 (shared) or t0.7-r3 (replicate 3's own)."""
+        return f"t{self.temperature:g}" + (f"-r{replicate}" if self.own else "")
+
+
 @dataclass(frozen=True)
 class Use:
-    """One way a pool is used: an experiment's condition for one replicate, and what it draws."""
+    """One way a pool is used: an experiment's condition for one replicate, and what it draws.
+
+    ``like`` names the filter method whose filtered pool (same replicate) this arm's pool is thinned to
+    per label, so the arms a consistency claim compares draw from pools of the same size.
+    """
 
     experiment: str
     temperature: float
@@ -37,6 +58,13 @@ class Use:
     replicate: int
     n_human: int
     rate: float
+    own_pool: bool = False
+    like: str | None = None
+
+    @property
+    def pool(self) -> PoolKey:
+        """The pool this use draws from."""
+        return PoolKey(self.temperature, self.own_pool)
 
     @property
     def largest_draw(self) -> int:
@@ -47,23 +75,46 @@ class Use:
         return schedule[-1] if schedule else 0
 
     def name(self) -> str:
-        """The condition's name without the replicate (e.g. t0.7-none-incremental)."""
-        protocol = self.protocol if self.protocol != "mixed" else f"mixed{self.shares[0]:g}"
-        return f"t{self.temperature:g}-{self.method}-{protocol}"
+        """The condition's name without the replicate, unique per schedule and pool
+        (e.g. t0.7-none-incremental20-40-60-80, t0.7-ownpool-none-incremental40, t0.7-none~teacher_agreement-incremental40)."""
+        protocol = f"mixed{self.shares[0]:g}" if self.protocol == "mixed" else f"{self.protocol}{share_tag(self.shares)}"
+        pool = "-ownpool" if self.own_pool else ""
+        method = self.method + (f"~{self.like}" if self.like else "")
+        return f"t{self.temperature:g}{pool}-{method}-{protocol}"
+
+
+@dataclass(frozen=True)
+class ReplayUse:
+    """The training-steps control of one experiment and replicate: its incremental schedule on human responses."""
+
+    experiment: str
+    shares: tuple[float, ...]
+    replicate: int
+
+    def name(self) -> str:
+        """The control's condition name without the replicate (e.g. replay20-40-60-80)."""
+        return f"replay{share_tag(self.shares)}"
 
 
 @dataclass
 class StudyDesign:
-    """What a study runs and needs: the uses of every pool, each pool's target and needs per label."""
+    """What a study runs and needs: the uses of every pool, each pool's target and needs per label.
+
+    ``needs``, ``targets`` and ``item_targets`` are keyed by ``PoolKey`` (a temperature's shared pool,
+    or the pools replicates own); ``replays`` lists the training-steps controls.
+    """
 
     replicates: list[dict]
     uses: list[Use]
-    incremental_shares: dict
-    replay_shares: tuple[float, ...]
+    replays: list[ReplayUse]
     needs: dict
     targets: dict
     problems: list[str]
     item_targets: dict = field(default_factory=dict)
+
+    def pool_keys(self) -> list[PoolKey]:
+        """Every pool the study generates (a key per temperature and kind), in a stable order."""
+        return sorted(self.targets, key=lambda key: (key.temperature, key.own))
 
 
 def replicate_sizes(params: StudyParams, params_path) -> list[dict]:
@@ -89,62 +140,57 @@ def item_weights(human_part) -> dict[str, int]:
 def study_design(params: StudyParams, params_path, sizes: list[dict] | None = None) -> StudyDesign:
     """Expand the experiments into uses of each pool and work out every pool's needs per label.
 
-    An incremental run of a (temperature, filter) evaluates the union of the shares all
-    experiments ask of it; the replay control follows the schedule of the incremental runs it
-    controls. With ``pool_size_per_label: auto`` a pool's target is its largest need times
-    ``pool_margin``; a fixed size that cannot supply a need is a problem naming the condition.
+    Each experiment's conditions get their own runs, so the arms one claim compares share one
+    increment schedule (the same checkpoints and optimiser passes); an identical condition asked
+    for by two experiments is one run. The replay control follows the schedule of its experiment's
+    incremental runs. In an experiment that compares filters, the unfiltered arm is paired with
+    each filtered one (its pool thinned to that filtered pool's size). With
+    ``pool_size_per_label: auto`` a pool's target is its largest need times ``pool_margin``; a fixed
+    size that cannot supply a need is a problem naming the condition.
     """
     sizes = sizes if sizes is not None else replicate_sizes(params, params_path)
-    grid = params.experiment_grid()
-    incremental: dict[tuple, set] = {}
-    for grid_params in grid.values():
-        if "incremental" in grid_params.protocols:
-            for temperature in grid_params.temperatures:
-                for method in grid_params.filters:
-                    incremental.setdefault((temperature, method), set()).update(grid_params.synthetic_shares)
-    replay: set = set()
-    for grid_params in grid.values():
-        if "replay" in grid_params.protocols:
-            for temperature in grid_params.temperatures:
-                for method in grid_params.filters:
-                    replay.update(incremental.get((temperature, method), ()))
-    uses = []
-    for name, grid_params in grid.items():
+    own_everywhere = params.generation.per_replicate or params.generation.examples == "human_train"
+    uses, replays = [], []
+    for name, grid_params in params.experiment_grid().items():
+        own = own_everywhere or grid_params.pool_per_replicate
+        filtered = [m for m in grid_params.filters if m != "none"]
+        arms = [(m, None) for m in grid_params.filters if m != "none" or not filtered]
+        arms += [("none", m) for m in filtered if "none" in grid_params.filters]
+        shares = tuple(sorted(set(grid_params.synthetic_shares)))
         for temperature in grid_params.temperatures:
-            for method in grid_params.filters:
-                trainings = []
-                if "incremental" in grid_params.protocols:
-                    trainings.append(("incremental", tuple(sorted(incremental[(temperature, method)]))))
+            for method, like in arms:
+                trainings = [("incremental", shares)] if "incremental" in grid_params.protocols else []
                 if "mixed" in grid_params.protocols:
-                    trainings += [("mixed", (share,)) for share in
-                                  (grid_params.mixed_shares or grid_params.synthetic_shares)]
-                for protocol, shares in trainings:
+                    trainings += [("mixed", (share,)) for share in (grid_params.mixed_shares or shares)]
+                for protocol, trained in trainings:
                     for size in sizes:
-                        uses.append(Use(name, temperature, method, protocol, shares, size["replicate"],
-                                        size["n_human"], size["rate"]))
+                        uses.append(Use(name, temperature, method, protocol, trained, size["replicate"],
+                                        size["n_human"], size["rate"], own_pool=own, like=like))
+        if "replay" in grid_params.protocols:
+            replays += [ReplayUse(name, shares, size["replicate"]) for size in sizes]
     needs: dict = {}
     item_needs: dict = {}
     items_of = {size["replicate"]: size.get("items") for size in sizes}
     for use in uses:
-        need = needs.setdefault(use.temperature, {1: 0, 0: 0})
+        need = needs.setdefault(use.pool, {1: 0, 0: 0})
         for label, n in label_counts(use.largest_draw, use.rate).items():
             need[label] = max(need[label], n)
         weights = items_of.get(use.replicate)
         if weights:  # per item, in proportion to the replicate's human training data
-            per_item = item_needs.setdefault(use.temperature, {})
+            per_item = item_needs.setdefault(use.pool, {})
             for item, counts in item_targets(label_counts(use.largest_draw, use.rate), weights).items():
                 slot = per_item.setdefault(item, {1: 0, 0: 0})
                 for label, n in counts.items():
                     slot[label] = max(slot[label], n)
     problems, targets = [], {}
     fixed = params.generation.pool_size_per_label
-    for temperature, need in needs.items():
-        if fixed == "auto":
-            targets[temperature] = pool_target(need, params.generation.pool_margin)
+    for key, need in needs.items():
+        if fixed == "auto":  # a replicate's own pool is drawn by that replicate alone: no margin needed
+            targets[key] = pool_target(need, 1.0 if key.own else params.generation.pool_margin)
             continue
-        targets[temperature] = {1: int(fixed), 0: int(fixed)}
+        targets[key] = {1: int(fixed), 0: int(fixed)}
         for use in uses:
-            if use.temperature != temperature:
+            if use.pool != key:
                 continue
             wanted = label_counts(use.largest_draw, use.rate)
             for label in (1, 0):
@@ -156,8 +202,9 @@ def study_design(params: StudyParams, params_path, sizes: list[dict] | None = No
                         f"({use.n_human} human training responses, {use.rate:.0%} positive), but "
                         f"generation.pool_size_per_label is {fixed}; raise it or set it to 'auto'")
     unique = list(dict.fromkeys(problems))
-    margin = params.generation.pool_margin if fixed == "auto" else 1.0
-    per_item_targets = {t: {item: {label: math.ceil(n * margin) for label, n in counts.items()}
-                            for item, counts in by_item.items()} for t, by_item in item_needs.items()}
-    return StudyDesign(sizes, uses, {k: tuple(sorted(v)) for k, v in incremental.items()},
-                       tuple(sorted(replay)), needs, targets, unique, per_item_targets)
+    def margin(key: PoolKey) -> float:
+        return params.generation.pool_margin if fixed == "auto" and not key.own else 1.0
+
+    per_item_targets = {key: {item: {label: math.ceil(n * margin(key)) for label, n in counts.items()}
+                              for item, counts in by_item.items()} for key, by_item in item_needs.items()}
+    return StudyDesign(sizes, uses, replays, needs, targets, unique, per_item_targets)

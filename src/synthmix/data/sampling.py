@@ -205,6 +205,29 @@ def draw_mixture(pool: pd.DataFrame, n_human: int, share: float, rate: float, se
     return (0 if share == 1 else n_human), pool.iloc[rng.permutation(rows)]
 
 
+def thin_to_match(pool: pd.DataFrame, reference: pd.DataFrame, seed) -> pd.DataFrame:
+    """A random subset of ``pool`` holding as many responses per label (per item and label when the
+    reference has items) as ``reference``, in pool order: the unfiltered arm of a filter comparison
+    drawn from a pool the size of the filtered one, so both arms' draws take the same part of their pool.
+    """
+    def strata(frame: pd.DataFrame) -> pd.Series:
+        items = frame["item"].astype(str) if "item" in frame.columns else pd.Series("", index=frame.index)
+        return items + "\x1f" + frame["label"].astype(str)
+
+    wanted = strata(reference).value_counts()
+    keys = strata(pool)
+    rng = np.random.default_rng(seed)
+    keep = []
+    for key, count in wanted.items():
+        rows = np.flatnonzero((keys == key).to_numpy())
+        if count > len(rows):
+            raise PoolShortage(f"thinning the pool to match a filtered one: stratum {key.replace(chr(31), ' / ')} "
+                               f"needs {count} but the pool holds {len(rows)}")
+        keep.append(rng.choice(rows, size=count, replace=False))
+    chosen = np.sort(np.concatenate(keep)) if keep else np.array([], dtype=int)
+    return pool.iloc[chosen].reset_index(drop=True)
+
+
 def item_targets(target: dict[int, int], item_weights: dict, margin: float = 1.0) -> dict[str, dict[int, int]]:
     """Per item, the responses of each label a pool should hold: ``target`` split in proportion to
     ``item_weights`` (``seat_order``), rounded up, so every item can supply its share of any draw."""

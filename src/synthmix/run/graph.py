@@ -26,7 +26,7 @@ from pathlib import Path
 
 from synthmix.core import io
 from synthmix.core.layout import NOTEBOOKS, OUTPUTS, notebooks_dir
-from synthmix.data.design import StudyDesign, study_design
+from synthmix.data.design import PoolKey, StudyDesign, study_design
 from synthmix.data.loading import dataset_fingerprint
 from synthmix.data.rubric import rubric_path
 from synthmix.errors import InputError
@@ -117,34 +117,31 @@ def plan_study(params: StudyParams, params_path: str | Path, results_root: str |
     generation = params.generation.model_dump(exclude=NOT_IN_POOL_IDENTITY)
     teacher_settings = params.teacher.model_dump(exclude={"protocols", "synthetic_shares"})
     human = {"dataset": params.dataset.model_dump(), "data": fingerprints["dataset"], "teacher": teacher_settings}
-    per_replicate = params.generation.per_replicate
     from_human = params.generation.examples == "human_train"
     distilled = {name for name, grid_params in params.experiment_grid().items() if grid_params.distill}
 
-    def pool_step(temperature: float, replicate: int, experiment: str) -> Step | None:
-        target = design.targets[temperature]
-        own = replicate if per_replicate or from_human else None
-        condition = f"t{temperature:g}" + (f"-r{replicate}" if own is not None else "")
-        seed_offset = GENERATION_SEED_STRIDE * replicate if own is not None else 0
-        by_item = {item: [counts[1], counts[0]] for item, counts in design.item_targets.get(temperature, {}).items()}
-        identity = {"generation": generation, "rubric": fingerprints["rubric"], "temperature": temperature,
+    def pool_step(key: PoolKey, replicate: int, experiment: str) -> Step | None:
+        target = design.targets[key]
+        seed_offset = GENERATION_SEED_STRIDE * replicate if key.own else 0
+        by_item = {item: [counts[1], counts[0]] for item, counts in design.item_targets.get(key, {}).items()}
+        identity = {"generation": generation, "rubric": fingerprints["rubric"], "temperature": key.temperature,
                     "targets": target, "seed_offset": seed_offset}
         if by_item:  # a multi-item data set: each item's own responses (part of the pool's identity)
             identity |= {"item_targets": by_item, "data": fingerprints["dataset"]}
         if from_human:  # prompts show the replicate's own human training responses: its split is the input
             identity |= {"dataset": params.dataset.model_dump(), "data": fingerprints["dataset"], "replicate": replicate}
-        return add("generate", condition, identity,
-                   {"temperature": temperature, "target_positive": target[1], "target_negative": target[0],
-                    "item_targets": by_item, "seed_offset": seed_offset,
+        return add("generate", key.name(replicate), identity,
+                   {"temperature": key.temperature, "target_positive": target[1], "target_negative": target[0],
+                    "item_targets": by_item, "seed_offset": seed_offset, "own_pool": key.own,
                     "replicate": replicate if from_human else -1, "cache_path": cache_path},
                    experiment=experiment)
 
-    def filter_step(pool: Step, temperature: float, method: str, replicate: int, experiment: str) -> Step | None:
+    def filter_step(pool: Step, method: str, replicate: int, experiment: str) -> Step | None:
         identity = {"method": method, "filter": params.filter.model_dump(exclude={"methods", "judge_concurrency"})}
-        condition = f"t{temperature:g}-{method}"
+        condition = f"{pool.condition}-{method}"
         if method == "teacher_agreement":  # each replicate's own grader, trained on its own human split
             identity |= {**human, "replicate": replicate}
-            condition += f"-r{replicate}"
+            condition += "" if condition.endswith(f"-r{replicate}-{method}") else f"-r{replicate}"
         if method == "llm_judge":
             identity |= {"generation": generation, "rubric": fingerprints["rubric"]}
         return add("filter", condition, identity,
@@ -154,14 +151,15 @@ def plan_study(params: StudyParams, params_path: str | Path, results_root: str |
                    uses_compute=method == "teacher_agreement")
 
     def teacher_step(condition: str, protocol: str, shares, replicate: int, depends: tuple, experiment: str,
-                     filtered: Step | None, pool: Step | None) -> Step | None:
-        teacher = add("train_teacher", condition,
-                      {**human, "protocol": protocol, "shares": list(shares), "replicate": replicate,
-                       "label_balance": params.generation.label_balance},
+                     filtered: Step | None, pool: Step | None, like: Step | None = None) -> Step | None:
+        identity = {**human, "protocol": protocol, "shares": list(shares), "replicate": replicate,
+                    "label_balance": params.generation.label_balance}
+        teacher = add("train_teacher", condition, identity | ({"pool_size_like": like.digest} if like else {}),
                       {"protocol": protocol, "synthetic_shares": [float(s) for s in shares], "replicate": replicate,
                        "filtered_dir": filtered.output_dir if filtered else "",
-                       "pool_dir": pool.output_dir if pool else "", "base_cache_dir": base_cache_dir},
-                      depends, experiment, uses_compute=True)
+                       "pool_dir": pool.output_dir if pool else "", "base_cache_dir": base_cache_dir,
+                       "pool_size_like_dir": like.output_dir if like else ""},
+                      depends + ((like,) if like else ()), experiment, uses_compute=True)
         if teacher is not None and experiment in distilled:
             add("distill", condition, {"student": params.student.model_dump(), "replicate": replicate},
                 {"replicate": replicate, "teacher_dir": teacher.output_dir}, (teacher,), experiment,
@@ -169,19 +167,18 @@ def plan_study(params: StudyParams, params_path: str | Path, results_root: str |
         return teacher
 
     for use in design.uses:
-        pool = pool_step(use.temperature, use.replicate, use.experiment)
+        pool = pool_step(use.pool, use.replicate, use.experiment)
         if pool is None:
             continue
-        filtered = filter_step(pool, use.temperature, use.method, use.replicate, use.experiment)
-        if filtered is None:
+        filtered = filter_step(pool, use.method, use.replicate, use.experiment)
+        like = filter_step(pool, use.like, use.replicate, use.experiment) if use.like else None
+        if filtered is None or (use.like and like is None):
             continue
         teacher_step(f"{use.name()}-r{use.replicate}", use.protocol, use.shares, use.replicate,
-                     (filtered, pool), use.experiment, filtered, pool)
-    for name, grid_params in params.experiment_grid().items():
-        if "replay" in grid_params.protocols:
-            for size in design.replicates:
-                teacher_step(f"replay-r{size['replicate']}", "replay", design.replay_shares, size["replicate"],
-                             (), name, None, None)
+                     (filtered, pool), use.experiment, filtered, pool, like)
+    for replay in design.replays:
+        teacher_step(f"{replay.name()}-r{replay.replicate}", "replay", replay.shares, replay.replicate,
+                     (), replay.experiment, None, None)
 
     for step_id, names in members.items():
         steps[step_id] = replace(steps[step_id], experiments=tuple(sorted(names)))

@@ -42,7 +42,7 @@ SCRATCH_DIR = ".tmp"  # the kernel's temp folder (TMPDIR), inside the step's fol
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "SYNTHMIX_THREADS")
 #: Parameters holding paths: passed to the kernel (and kept in the marker) relative to the study folder.
 PATH_PARAMETERS = ("params_file", "output_dir", "pool_dir", "filtered_dir", "teacher_dir", "cache_path",
-                   "base_cache_dir", "study_dir")
+                   "base_cache_dir", "study_dir", "pool_size_like_dir")
 
 
 @dataclass
