@@ -51,7 +51,7 @@ def reply_checksum(text: str, call_id: str, prompt_tokens: int, completion_token
 def _storage_line(path: Path, exc: sqlite3.Error) -> StorageError:
     """A one-line error for a SQLite failure of the cache at ``path``, with the remedy."""
     name = getattr(exc, "sqlite_errorname", "") or ""
-    message = str(exc)
+    message = " ".join(str(exc).split())
     if name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")) or "malformed" in message or "not a database" in message:
         return CacheCorrupt(f"{path}: the LLM reply cache is corrupt ({message}); move it aside "
                             f"(mv {path} {path}.corrupt) and run again: its replies are then requested anew")
@@ -126,7 +126,7 @@ class ReplyCache:
     def check(self) -> None:
         """Raise ``CacheCorrupt`` when SQLite's own quick check of the database finds a problem."""
         rows = self._execute("PRAGMA quick_check")
-        problems = [row[0] for row in rows if row[0] != "ok"]
+        problems = [" ".join(str(row[0]).split()) for row in rows if row[0] != "ok"]  # one line each
         if problems:
             raise CacheCorrupt(f"{self.path}: the LLM reply cache is corrupt ({problems[0]}); move it aside "
                                f"(mv {self.path} {self.path}.corrupt) and run again: its replies are then requested anew")
