@@ -237,6 +237,8 @@ def _set_aside(step: Step) -> Path | None:
         return None
     keep = previous_dir(step)
     holds_outputs = any((folder / name).is_file() for name in step.outputs)
+    if holds_outputs and keep.exists() and (folder / MARKER).is_file():
+        shutil.rmtree(keep)  # outputs that were complete once supersede older ones kept from before
     if holds_outputs and not keep.exists():
         keep.parent.mkdir(parents=True, exist_ok=True)
         os.rename(folder, keep)  # one rename: works even when a file inside cannot be changed
@@ -324,6 +326,7 @@ def _run_notebook(step: Step, show_progress: bool, position: int, out=sys.stdout
         if line is None:
             raise
         raise StepFailed(f"{step.id}: {line}{kept_words}") from None
+    _say_cache_mismatches(step, out)
     if kept is not None:  # the new run is complete: the previous outputs can go
         try:
             shutil.rmtree(kept)
@@ -331,6 +334,23 @@ def _run_notebook(step: Step, show_progress: bool, position: int, out=sys.stdout
             print(f"  {step.kind} {step.condition}: complete, but its previous outputs in {kept} could not be "
                   f"removed: {storage_problem(exc) or exc}", file=out, flush=True)
     return StepResult(step.id, "ran", seconds)
+
+
+def _say_cache_mismatches(step: Step, out) -> None:
+    """One line when a step's LLM cache held replies that failed their checksum (each was called again)."""
+    folder = Path(step.output_dir)
+    for name, path in (("generation_report.json", ("stats", "cache_checksum_mismatches")),
+                       ("filter_report.json", ("cache_checksum_mismatches",))):
+        try:
+            value = io.read_json(folder / name)
+            for key in path:
+                value = value[key]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if isinstance(value, int) and value > 0:
+            print(f"  {step.kind} {step.condition}: {value} cached repl{'y' if value == 1 else 'ies'} failed "
+                  f"{'its' if value == 1 else 'their'} checksum and {'was' if value == 1 else 'were'} requested again "
+                  f"(never used as data): {step.parameters.get('cache_path')}", file=out, flush=True)
 
 
 def _loaded_modules(code_file: Path) -> list[str] | None:
