@@ -174,6 +174,7 @@ class PoolEstimate:
     money: float | None
     basis: str
     done: bool
+    warning: str = ""  # set when max_calls_per_label stops the pool short of its target (at this yield)
 
     def line(self, currency: str) -> str:
         """The pool in one line (what validate and --dry-run print)."""
@@ -320,8 +321,9 @@ def estimate_study(params: StudyParams, params_path, results_root, steps=None, d
         for key in ("measured", "predicted", "planned"):
             entry.pop(key)
     priced = llm_money(costs, 0, 0) is not None
+    notes = [f"warning: {p.warning}" for p in pools if p.warning] + [f"note: {p}" for p in measurements.problems]
     return StudyEstimate(pools, kinds, spent if priced else None, to_do_money if priced else None, costs.currency,
-                         [f"note: {p}" for p in measurements.problems])
+                         notes)
 
 
 def _rubric(params: StudyParams, params_path):
@@ -346,9 +348,10 @@ def _pool_estimate(params: StudyParams, rubric, step, measurements: Measurements
     per_call_yield, yield_basis = measured_yield or (costs.assumed_yield * settings.responses_per_call,
                                                      "assumed yield (costs.assumed_yield)")
     per_call_yield = max(per_call_yield, 0.05)
-    calls_of = {(item, label): min(settings.max_calls_per_label, math.ceil(n / per_call_yield)) if n else 0
-                for item, label, n in targets}
+    wanted = {(item, label): math.ceil(n / per_call_yield) if n else 0 for item, label, n in targets}
+    calls_of = {key: min(settings.max_calls_per_label, n) for key, n in wanted.items()}
     calls = sum(calls_of.values())
+    capped = [key for key, n in wanted.items() if n > settings.max_calls_per_label]
     measured = measurements.per_call(settings.model, temperature, settings.max_tokens)
     completion = (measured["completion_tokens"] if measured else
                   min(settings.max_tokens, settings.responses_per_call * costs.assumed_completion_tokens_per_response))
@@ -362,9 +365,16 @@ def _pool_estimate(params: StudyParams, rubric, step, measurements: Measurements
     parallel = 1 if settings.backend == "managed-llama-cpp" else max(1, min(settings.concurrency, calls or 1))
     seconds = costs.assumed_step_overhead_seconds + calls * seconds_per_call / parallel
     basis = f"{per_call_yield:.1f} new responses per call, {yield_basis}; time {time_basis}"
+    warning = ""
+    if capped and not done:
+        item, label = max(capped, key=lambda key: wanted[key])
+        warning = (f"pool {step.condition} may fall short: {len(capped)} label(s){' and items' if item else ''} need "
+                   f"more calls than generation.max_calls_per_label ({settings.max_calls_per_label}), e.g. about "
+                   f"{wanted[(item, label)]} for label {label}{f' of item {item}' if item else ''}; raise it")
     return PoolEstimate(step.condition, temperature, sum(n for _, label, n in targets if label == 1),
                         sum(n for _, label, n in targets if label == 0), calls, cached, prompt * calls,
-                        completion * calls, seconds, llm_money(costs, prompt * calls, completion * calls), basis, done)
+                        completion * calls, seconds, llm_money(costs, prompt * calls, completion * calls), basis, done,
+                        warning)
 
 
 def _prompt_tokens(params: StudyParams, rubric) -> float:

@@ -49,6 +49,9 @@ def incomplete_reason(step: Step) -> str | None:
     recorded = marker.get("outputs")
     if not isinstance(recorded, dict):
         return f"completion marker {MARKER} records no output checksums (written by an older synthmix)"
+    unrecorded = [name for name in step.outputs if name not in recorded]
+    if unrecorded:  # a step kind that declares more outputs now than when this step ran
+        return f"outputs not made when it ran (written by an older synthmix): {', '.join(unrecorded)}"
     changed = [name for name in step.outputs if not _matches(folder / name, recorded.get(name))]
     if changed:
         return f"outputs changed since completion: {', '.join(changed)}"
