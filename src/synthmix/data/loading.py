@@ -264,7 +264,7 @@ def _load_human_data(params: DatasetParams, where) -> LoadedData:
     keys = frame[params.label_column].map(label_key)
     outside = ~keys.isin(positive | negative)
     if outside.any():
-        values = sorted({str(v) for v in frame[params.label_column][outside]})
+        values = sorted({str(v) if str(v).strip() else "(empty cell)" for v in frame[params.label_column][outside]})
         problems.append(
             f"{src}: column '{params.label_column}' has values {{{', '.join(values)}}} in rows {_rows(outside)}; "
             f"expected one of positive_labels {list(params.positive_labels)} or negative_labels {list(params.negative_labels)}"
