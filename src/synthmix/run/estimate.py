@@ -293,7 +293,7 @@ def estimate_study(params: StudyParams, params_path, results_root, steps=None, d
         else:
             seconds = _step_seconds(params, step, design, data, rates, pool_sizes, fine_tuned)
             if step.kind == "train_teacher":  # its student reads the same pool (through the teacher's folder)
-                pool_sizes[step.output_dir] = step.parameters.get("pool_dir") or ""
+                pool_sizes[step.output_dir] = pool_sizes.get(step.parameters.get("pool_dir"), 0)
         entry = kinds.setdefault(step.kind, {"steps": 0, "to_do": 0, "seconds": 0.0, "seconds_to_do": 0.0,
                                              "measured": [], "predicted": []})
         entry["steps"] += 1
@@ -452,7 +452,7 @@ def _step_seconds(params: StudyParams, step, design, data: _Data, rates: dict, p
             return 0.0
         fine_tuned.add(replicate)
         return base
-    pool = pool_sizes.get(step.parameters.get("pool_dir") or pool_sizes.get(step.parameters.get("teacher_dir")), 0)
+    pool = pool_sizes.get(step.parameters.get("pool_dir") or step.parameters.get("teacher_dir"), 0)
     if step.kind == "filter":
         method = step.parameters.get("method")
         if method == "teacher_agreement":  # the replicate's grader (shared with its teachers) scores the pool
