@@ -38,14 +38,15 @@ STORAGE_ERRNOS = {
 }
 
 
-def storage_problem(exc: BaseException) -> str | None:
+def storage_problem(exc: BaseException, where: str | None = None) -> str | None:
     """One line for an ``OSError`` about the storage (no space, read-only, permission denied), naming the
-    path; None for any other error. Follows ``__cause__``/``__context__`` to the OSError at the root."""
+    path (``where`` when the error names none: a write to an open file); None for any other error.
+    Follows ``__cause__``/``__context__`` to the OSError at the root."""
     seen = set()
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
         if isinstance(exc, OSError) and exc.errno in STORAGE_ERRNOS:
-            path = exc.filename or ""
+            path = exc.filename or where or ""
             return f"{path}: {STORAGE_ERRNOS[exc.errno]}" if path else STORAGE_ERRNOS[exc.errno]
         exc = exc.__cause__ or exc.__context__
     return None

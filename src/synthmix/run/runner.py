@@ -186,7 +186,7 @@ def execute_step(step: Step, show_progress: bool = True, position: int = 0, out=
     except StorageError as exc:
         raise StepFailed(f"{step.id}: {exc}") from None
     except OSError as exc:
-        line = storage_problem(exc)
+        line = storage_problem(exc, where=step.output_dir)
         if line is None:
             raise
         raise StepFailed(f"{step.id}: {line}") from None
@@ -247,16 +247,17 @@ def _set_aside(step: Step) -> Path | None:
     return keep if keep.exists() else None
 
 
-def _storage_line_of(exc) -> str | None:
-    """One line for a storage failure inside a kernel (``[Errno 28] No space left ...: 'path'``), or None."""
+def _storage_line_of(exc, where: str) -> str | None:
+    """One line for a storage failure inside a kernel (``[Errno 28] No space left ...: 'path'``; ``where``
+    when it names no path), or None."""
     if exc.ename in ("StorageError", "CacheCorrupt"):
         return exc.evalue
     match = re.match(r"\[Errno (\d+)\][^']*(?:'(.*)')?", exc.evalue or "")
     if match and int(match.group(1)) in STORAGE_ERRNOS:
         code, path = int(match.group(1)), match.group(2)
-        return f"{path}: {STORAGE_ERRNOS[code]}" if path else STORAGE_ERRNOS[code]
+        return f"{path or where}: {STORAGE_ERRNOS[code]}"
     if "database or disk is full" in (exc.evalue or ""):
-        return STORAGE_ERRNOS[errno.ENOSPC]
+        return f"{where}: {STORAGE_ERRNOS[errno.ENOSPC]}"
     return None
 
 
@@ -296,13 +297,13 @@ def _run_notebook(step: Step, show_progress: bool, position: int, out=sys.stdout
     except papermill.PapermillExecutionError as exc:
         with suppress(OSError, ValueError):  # the failed notebook is kept for reading; portable if it can be
             make_portable(executed, step)
-        line = _storage_line_of(exc)
+        line = _storage_line_of(exc, str(folder))
         if line is not None:
             raise StepFailed(f"{step.id}: {line}{kept_words}") from None
         raise StepFailed(f"{step.id} failed in cell {exc.exec_count}: {exc.ename}: {exc.evalue}{kept_words}\n"
                          f"  see the executed notebook: {executed}") from None
     except OSError as exc:  # papermill could not save the notebook (no space, read-only, ...)
-        line = storage_problem(exc)
+        line = storage_problem(exc, where=str(folder))
         if line is None:
             raise
         raise StepFailed(f"{step.id}: {line}{kept_words}") from None
@@ -322,7 +323,7 @@ def _run_notebook(step: Step, show_progress: bool, position: int, out=sys.stdout
             "experiments": list(step.experiments), "seconds": seconds, "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
             "threads": threads, "outputs": output_checksums(step), "code": code})
     except OSError as exc:
-        line = storage_problem(exc)
+        line = storage_problem(exc, where=str(folder))
         if line is None:
             raise
         raise StepFailed(f"{step.id}: {line}{kept_words}") from None
