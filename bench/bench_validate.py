@@ -7,6 +7,8 @@ small vocabulary so many repeat, 30% coded 1) into a temporary folder and time t
 from __future__ import annotations
 
 import argparse
+import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -48,17 +50,22 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         params = write_study(Path(folder), args.rows)
-        times = []
+        times, cpu = [], []
         for _ in range(args.repeats):
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
             began = time.monotonic()
             out = subprocess.run([sys.executable, "-m", "synthmix", "validate", str(params), "--results",
                                   str(Path(folder) / "results")], capture_output=True, text=True, cwd=REPO)
             times.append(time.monotonic() - began)
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
             if out.returncode not in (0, 2):
                 sys.exit(out.stdout + out.stderr)
         print(out.stdout[-3000:] or out.stderr[-3000:])
         print(f"validate on {args.rows:,} rows: median {statistics.median(times):.1f} s over {args.repeats} runs "
-              f"({', '.join(f'{t:.1f}' for t in times)})")
+              f"({', '.join(f'{t:.1f}' for t in times)}); CPU time median {statistics.median(cpu):.1f} s; "
+              f"peak memory {resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024:.0f} MB; "
+              f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
 
 
 if __name__ == "__main__":
