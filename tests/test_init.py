@@ -1,14 +1,21 @@
 """`synthmix init DATA`: proposes columns and label mapping, writes params + rubric template whose
-TODO parts make `synthmix validate` fail until a person writes them."""
+TODO parts make `synthmix validate` fail until a person writes them; the params hold the paper's three
+experiments and the claims section rendered from the schema, sized to the data, so that init, the
+rubric written, and `synthmix run` end in a verdict on every claim."""
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
+import pytest
 import yaml
-from conftest import run_cli
+from conftest import REPO, run_cli
 
 from synthmix.data.rubric import TODO_MARK
-from synthmix.params import load_params
+from synthmix.params import ClaimsParams, ExperimentParams, load_params
+
+EMBEDDED = REPO / "src" / "synthmix" / "data" / "default_data" / "tutor_error_feedback"
 
 
 def coded_csv(folder):
@@ -23,18 +30,18 @@ def coded_csv(folder):
     return folder / "coded.csv"
 
 
-def fill_todos(value):
-    """What a person does: write every marked part."""
+def fill_todos(value, text="Written by the researcher."):
+    """What a person does: write every marked part (``text`` maps a key to what is written, or is the text)."""
     if isinstance(value, dict):
-        return {k: fill_todos(v) for k, v in value.items()}
+        return {k: fill_todos(v, text[k] if isinstance(text, dict) and k in text else text) for k, v in value.items()}
     if isinstance(value, list):
-        return [fill_todos(v) for v in value]
-    return "Written by the researcher." if value == TODO_MARK else value
+        return [fill_todos(v, text) for v in value]
+    return (text if isinstance(text, (str, list)) else "Written by the researcher.") if value == TODO_MARK else value
 
 
 def test_init_proposes_columns_and_labels_and_validate_passes_once_todos_are_written(tmp_path):
     data = coded_csv(tmp_path)
-    out = run_cli("init", str(data))
+    out = run_cli("init", str(data), "--results", str(tmp_path / "results"))
     assert out.returncode == 0, out.stderr
     assert "values: incorrect x40, Correct x20" in out.stdout
     params_file, rubric_file = tmp_path / "coded.params.yaml", tmp_path / "coded.rubric.yaml"
@@ -53,9 +60,38 @@ def test_init_proposes_columns_and_labels_and_validate_passes_once_todos_are_wri
     assert len(missing) == 9  # scenario, question, persona, 2 criteria, 2 examples, 2 items' questions
 
     rubric_file.write_text(yaml.safe_dump(fill_todos(yaml.safe_load(rubric_file.read_text()))))
-    after = run_cli("validate", str(params_file))
+    after = run_cli("validate", str(params_file), "--results", str(tmp_path / "results"))
     assert after.returncode == 0, after.stderr
     assert "2 items, each stratified" in after.stdout
+    assert "pool t0.3:" in after.stdout and "calls" in after.stdout  # the estimate per pool
+
+
+def test_experiments_and_claims_are_rendered_from_the_schema(tmp_path):
+    assert run_cli("init", str(coded_csv(tmp_path)), "--results", str(tmp_path / "results")).returncode == 0
+    text = (tmp_path / "coded.params.yaml").read_text()
+    study = load_params(tmp_path / "coded.params.yaml")
+    assert set(study.experiments) == {"size", "variety", "consistency"}
+    for key, field in ExperimentParams.model_fields.items():  # every field, with its description as the comment
+        assert f"    {key}: " in text and (not field.description or f"# {field.description}" in text), key
+    for key, field in ClaimsParams.model_fields.items():
+        assert f"  {key}: " in text and f"# {field.description}" in text, key
+    claims = study.claims
+    assert claims.size_share in study.experiments["size"].synthetic_shares
+    assert {claims.stable_temperature, claims.variable_from} <= set(study.experiments["variety"].temperatures)
+    assert set(study.experiments["consistency"].filters) == {"none", "teacher_agreement"}
+    assert "Paper-sized alternative" in text and "costs:" in text
+
+
+def test_the_proposal_is_sized_to_the_time_budget(tmp_path):
+    data = coded_csv(tmp_path)
+    sized = {}
+    for budget in ("600", "1"):
+        out = run_cli("init", str(data), "--force", "--budget-minutes", budget, "--results", str(tmp_path / "results"))
+        assert out.returncode == 0, out.stderr
+        sized[budget] = load_params(tmp_path / "coded.params.yaml")
+        assert "min (estimate; budget" in out.stdout
+    assert sized["1"].replicates < sized["600"].replicates  # a smaller budget, a smaller study
+    assert max(sized["1"].experiments["size"].synthetic_shares) <= max(sized["600"].experiments["size"].synthetic_shares)
 
 
 def test_unmapped_label_values_are_left_for_a_person(tmp_path):
@@ -78,3 +114,67 @@ def test_init_never_overwrites_without_force(tmp_path):
     assert again.returncode == 2 and "already exists; pass --force" in again.stderr
     assert (tmp_path / "coded.rubric.yaml").read_text() == "name: mine\n"
     assert run_cli("init", str(data), "--force").returncode == 0
+
+
+# ------------------------------------------------------------------------------- end to end
+def run_to_verdicts(folder, data, rubric_text, budget: str = "2") -> list[dict]:
+    """init on ``data``, the rubric's TODOs written from ``rubric_text``, then `synthmix run` with no other
+    edit; the claim records of its 05_analyze."""
+    out = run_cli("init", str(data), "--budget-minutes", budget, "--results", str(folder / "results"))
+    assert out.returncode == 0, out.stdout + out.stderr
+    rubric = folder / f"{data.stem}.rubric.yaml"
+    rubric.write_text(yaml.safe_dump(fill_todos(yaml.safe_load(rubric.read_text()), rubric_text)))
+    params = folder / f"{data.stem}.params.yaml"
+    run = run_cli("run", str(params), "--results", str(folder / "results"), "--workers", "2", "--no-progress")
+    assert run.returncode == 0, run.stdout + run.stderr
+    (claims,) = (folder / "results" / data.stem / "05_analyze").glob("*/claims.json")
+    return json.loads(claims.read_text())
+
+
+def assert_a_verdict_on_every_claim(records: list[dict]) -> None:
+    verdicts = {r["id"]: r["verdict"] for r in records if r["id"] in ("1", "2a", "3")}
+    assert set(verdicts) == {"1", "2a", "3"}, records
+    untested = {claim: r["text"] for r in records for claim in [r["id"]] if r["verdict"] == "not tested"}
+    assert untested == {}, untested
+
+
+def embedded_rubric_text() -> dict:
+    """The embedded data's own rubric (written for this project) as what the user writes."""
+    rubric = yaml.safe_load((EMBEDDED / "rubric.yaml").read_text())
+    return {key: rubric[key] for key in ("scenario", "question", "persona", "positive_criteria", "negative_criteria")} \
+        | {"examples": {"positive": rubric["examples"]["positive"][0], "negative": rubric["examples"]["negative"][0]}}
+
+
+def test_init_rubric_run_gives_a_verdict_on_every_claim_on_the_embedded_data(tmp_path):
+    table = pd.read_csv(EMBEDDED / "responses.csv")  # our own responses (written for this project), as a user's CSV
+    table.sample(frac=1, random_state=1).to_csv(tmp_path / "feedback.csv", index=False)
+    assert_a_verdict_on_every_claim(run_to_verdicts(tmp_path, tmp_path / "feedback.csv", embedded_rubric_text()))
+
+
+BEETLE_RUBRIC = {
+    "scenario": "Students in a tutoring system about basic electricity answer short questions on circuits with "
+                "bulbs, batteries and switches, in their own words.",
+    "persona": "You are a secondary school student answering a short question about an electric circuit in a "
+               "tutoring system. Write one short answer of one sentence, in plain words, as a student would.",
+    "positive_criteria": "Score 1 when the answer states the correct reason, in the sense of the reference answer.",
+    "negative_criteria": "Score 0 when the answer is wrong, irrelevant, or only restates the question.",
+    "examples": {"positive": "The bulb is in a closed path with the battery.",
+                 "negative": "Because the bulb is bright."},
+}
+
+
+def test_init_rubric_run_gives_a_verdict_on_every_claim_on_beetle_answers(beetle_dir, tmp_path):
+    from synthmix.data.semeval import read_semeval
+
+    table = read_semeval(beetle_dir / "training" / "2way" / "beetle")
+    table = table.assign(correct=(table["label"] == "correct").astype(int))
+    counts = table.groupby("item")["correct"].agg(["size", "mean"])
+    items = counts[(counts["size"] >= 60) & counts["mean"].between(0.3, 0.7)].index[:3]
+    subset = pd.concat([table[table["item"] == item].sample(min(100, counts.loc[item, "size"]), random_state=0)
+                        for item in items])
+    subset = subset.drop(columns="correct").rename(columns={
+        "response_id": "answer_id", "item": "question_id", "question": "question_text", "response": "answer",
+        "label": "accuracy"})
+    subset.to_csv(tmp_path / "beetle.csv", index=False)  # in the test's scratch folder only, never the repository
+    records = run_to_verdicts(tmp_path, tmp_path / "beetle.csv", BEETLE_RUBRIC)
+    assert_a_verdict_on_every_claim(records)

@@ -67,7 +67,10 @@ def test_marker_records_checksums_threads_and_code(generated):
     assert marker["code"]["notebook"] == notebook_fingerprint(REPO / "notebooks" / step.notebook)
     assert "synthmix.steps.generate" in marker["code"]["modules"]  # per module the kernel loaded (test_code_versions)
     assert marker["parameters"]["output_dir"] == f"01_generate/{Path(step.output_dir).name}"
-    assert marker["parameters"]["params_file"] == "../../smoke.yaml"
+    snapshot = marker["parameters"]["params_file"]  # the params as planned, relative to the study folder
+    assert snapshot.startswith("_params/params-") and snapshot.endswith(".yaml"), snapshot
+    content = (generated / "results" / "smoke" / snapshot).read_bytes()
+    assert marker["params_sha256"] == hashlib.sha256(content).hexdigest()
     assert is_complete(step) and "notebook" not in (stale_reason(step) or "")
 
 

@@ -60,6 +60,9 @@ CASES = {
                        ["{folder}/coded.csv: column 'response' is empty in rows 3; expected a non-empty response"]),
     "label outside the mapping": ({}, ("coded.csv", GOOD_ROWS.replace("fractions,1\n", "fractions,yes\n", 1).replace("r4,response number 4 about fractions,0", "r4,response number 4 about fractions,2")),
                                   ["{folder}/coded.csv: column 'label' has values {{2, yes}} in rows 1, 4; expected one of positive_labels [1] or negative_labels [0]"]),
+    "empty label cells": ({}, ("coded.csv", GOOD_ROWS.replace("fractions,1\n", "fractions,\n", 2)),
+                          ["{folder}/coded.csv: column 'label' has values {{(empty cell)}} in rows 1, 3; expected one of "
+                           "positive_labels [1] or negative_labels [0]"]),
     "a class with no examples": ({}, ("coded.csv", GOOD_ROWS.replace(",1\n", ",0\n")),
                                  ["{folder}/coded.csv: no responses coded 1 (positive_labels [1]); both classes are needed"]),
     "repeated ids": ({}, ("coded.csv", GOOD_ROWS.replace("r5,", "r4,")),
@@ -174,3 +177,61 @@ def test_an_unavailable_device_is_a_clear_error_at_validate(tmp_path):
     assert result.returncode == 2
     assert "compute.device: cuda is not available on this machine" in result.stderr
     assert run_cli("validate", str(write_study(tmp_path, compute={"device": "auto"}))).returncode == 0
+
+
+# ------------------------------------------------------------------------------ estimates
+def test_validate_prints_calls_tokens_and_time_per_pool_and_per_step_kind(tmp_path):
+    result = run_cli("validate", str(REPO / "params" / "smoke.yaml"), "--results", str(tmp_path / "results"))
+    assert result.returncode == 0, result.stderr
+    pool = next(line for line in result.stdout.splitlines() if "pool t0.7:" in line)
+    assert "8 responses needed (3 coded 1, 5 coded 0)" in pool and "assumed yield (costs.assumed_yield)" in pool
+    assert " calls " in pool and "prompt +" in pool and "completion" in pool and "[to do]" in pool
+    for kind in ("generate", "filter", "train_teacher", "distill", "analyze"):
+        assert f"    {kind}: 1 step, " in result.stdout, kind
+    assert "LLM spend: none priced" in result.stdout
+    assert not (tmp_path / "results").exists()  # validate writes nothing
+
+
+def write_earlier_pool(results, model="smollm2-135m", temperature=0.7, calls=20, responses_per_call=5) -> None:
+    """A complete pool of an earlier run, as 01_generate leaves it: its marker and calls.parquet (1 response per call)."""
+    from synthmix.steps.generate import call_table
+
+    folder = results / "earlier" / "01_generate" / f"t{temperature:g}-0123456789"
+    folder.mkdir(parents=True)
+    (folder / "_complete.json").write_text("{}")
+    records = [{"kind": "generate", "label": n % 2, "item": "", "seed": n, "model": model, "temperature": temperature,
+                "max_tokens": 200, "responses_per_call": responses_per_call, "prompt_tokens": 300, "completion_tokens": 90,
+                "seconds": 3.0, "replayed": False, "responses": 1, "call_id": f"c{n}"} for n in range(calls)]
+    call_table(records).to_parquet(folder / "calls.parquet")
+
+
+def test_the_estimate_uses_the_yield_and_rates_measured_by_earlier_runs(tmp_path):
+    results = tmp_path / "results"
+    write_earlier_pool(results)
+    result = run_cli("validate", str(REPO / "params" / "smoke.yaml"), "--results", str(results))
+    assert result.returncode == 0, result.stderr
+    pool = next(line for line in result.stdout.splitlines() if "pool t0.7:" in line)
+    # 1 new response per call measured: 3 + 5 responses need 8 calls of 90 completion tokens and 3 s each
+    assert "about 8 calls (1.0 new responses per call, measured on 20 calls; time measured on 20 calls)" in pool, pool
+    assert "completion" in pool and "720 completion" in pool
+
+
+def test_run_asks_before_a_study_above_the_threshold_and_refuses_without_a_terminal(tmp_path):
+    params = tmp_path / "smoke.yaml"
+    params.write_text((REPO / "params" / "smoke.yaml").read_text() + "costs:\n  confirm_above_hours: 0.001\n")
+    results = tmp_path / "results"
+    run = run_cli("run", str(params), "--results", str(results), "--only", "generate")
+    assert run.returncode == 2, run.stdout + run.stderr
+    assert run.stderr.strip().splitlines() == [
+        next(line for line in run.stderr.splitlines() if line.startswith("not started: the steps to do need about"))]
+    assert "(costs.confirm_above_hours: 0.001); pass --yes to run anyway" in run.stderr
+    assert not (results / "smoke").exists()
+
+
+def test_yes_skips_the_question():
+    from argparse import Namespace
+
+    from synthmix.cli import _confirmed
+
+    assert _confirmed("about 2 h", Namespace(yes=True)) is True
+

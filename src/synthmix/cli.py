@@ -9,9 +9,21 @@ import argparse
 import os
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
-from synthmix.errors import InputError
+from synthmix.errors import InputError, StorageError, storage_problem
+
+
+@dataclass
+class StudyCheck:
+    """What ``inspect_study`` found: the params, replicate 0's split, notes to print, the design and the data."""
+
+    params: object
+    splits: object
+    notes: list
+    design: object
+    loaded: object
 
 
 def check_study(params_path: str | Path):
@@ -19,10 +31,16 @@ def check_study(params_path: str | Path):
 
     Raises ``InputError`` with one line per problem.
     """
+    checked = inspect_study(params_path)
+    return checked.params, checked.splits, checked.notes
+
+
+def inspect_study(params_path: str | Path) -> StudyCheck:
+    """Validate a params file and everything it points at (see ``check_study``); keep the design and data."""
     from synthmix.data.loading import load_human_data
     from synthmix.data.rubric import load_rubric, load_study_rubric, rubric_path
     from synthmix.data.scaffold import todo_problems
-    from synthmix.data.splits import describe_split, split_human_data, split_report
+    from synthmix.data.splits import column_values, describe_split, split_frames, split_human_data, split_report
     from synthmix.params import load_params
 
     params = load_params(params_path)
@@ -47,19 +65,20 @@ def check_study(params_path: str | Path):
     if problems:
         raise InputError(problems)
     splits = split_human_data(loaded.dataset, params.dataset)
-    notes = [f"{loaded.source}: {len(loaded.dataset)} responses, {sum(loaded.dataset['label'])} coded 1; "
+    notes = [f"{loaded.source}: {len(loaded.dataset)} responses, {sum(column_values(loaded.dataset, 'label'))} coded 1; "
              f"split (seed {params.dataset.split_seed}, replicate 0): "
              + ", ".join(f"{n} {len(d)}" for n, d in splits.items())]
-    notes += [f"split of replicate 0: {describe_split(split_report(splits))}"]
+    notes += [f"split of replicate 0: {describe_split(split_report(split_frames(loaded.dataset, params.dataset)))}"]
     notes += [f"warning: {w}" for w in loaded.warnings]
     notes += [f"dedupe conflict: {c}" for c in loaded.conflicts[:5]]
-    design = _check_design(params, params_path)
-    notes += design
-    return params, splits, notes
+    design, design_notes = _check_design(params, params_path)
+    notes += design_notes
+    return StudyCheck(params, splits, notes, design, loaded)
 
 
-def _check_design(params, params_path) -> list[str]:
-    """Whether every pool can supply every share asked for (raises InputError naming each condition)."""
+def _check_design(params, params_path):
+    """Whether every pool can supply every share asked for (raises InputError naming each condition);
+    returns (design, notes)."""
     from synthmix.data.design import study_design
 
     design = study_design(params, params_path)
@@ -73,7 +92,7 @@ def _check_design(params, params_path) -> list[str]:
         kind = f"one per replicate ({params.replicates})" if key.own else "shared by the replicates"
         notes.append(f"pool t={key.temperature:g}, {kind}: the largest draw needs {need[1]} coded 1 and {need[0]} "
                      f"coded 0; generation targets {target[1]} and {target[0]}")
-    return notes
+    return design, notes
 
 
 def _in_params(params_path, problems: list[str]) -> list[str]:
@@ -149,11 +168,39 @@ def _check_models(params) -> list[str]:
 
 
 def _validate(args) -> int:
-    _, _, notes = check_study(args.params)
+    from synthmix.run.graph import plan_study
+
+    checked = inspect_study(args.params)
     print(f"{args.params}: OK")
-    for note in notes:
+    for note in checked.notes:
         print(f"  {note}")
+    steps, _ = plan_study(checked.params, args.params, args.results, design=checked.design)
+    _print_estimate(checked, args.params, args.results, steps, workers=2, indent="  ")
     return 0
+
+
+def _print_estimate(checked: StudyCheck, params_path, results, steps, workers: int, indent: str = ""):
+    """Print the study's estimate (per pool and per step kind) and return it."""
+    from synthmix.run.estimate import estimate_study
+
+    estimate = estimate_study(checked.params, params_path, results, steps=steps, design=checked.design,
+                              human=checked.loaded.dataset)
+    print(f"{indent}estimate (measured rates where the results folder {results} has them, else costs.assumed_*):")
+    for line in estimate.lines(workers=workers):
+        print(f"{indent}  {line}")
+    return estimate
+
+
+def _confirmed(reason: str, args) -> bool:
+    """Whether the user agrees to start a study whose estimate is above a threshold (``--yes`` agrees)."""
+    if args.yes:
+        return True
+    if not sys.stdin or not sys.stdin.isatty():
+        print(f"not started: the steps to do need {reason}; pass --yes to run anyway (stdin is not a terminal, so "
+              "nobody can be asked)", file=sys.stderr)
+        return False
+    answer = input(f"The steps to do need {reason}. Start? [y/N] ").strip().lower()
+    return answer in ("y", "yes")
 
 
 def _check_results_folder(results: str) -> None:
@@ -178,10 +225,11 @@ def _run(args) -> int:
     _check_results_folder(args.results)
     executor = make_executor(args.executor, workers=args.workers, cluster=args.cluster, scheduler=args.scheduler,
                              cluster_config=args.cluster_config)
-    params, _, notes = check_study(args.params)
-    for note in notes:
+    checked = inspect_study(args.params)
+    params = checked.params
+    for note in checked.notes:
         print(note)
-    steps, missing = plan_study(params, args.params, args.results, only=args.only)
+    steps, missing = plan_study(params, args.params, args.results, only=args.only, design=checked.design)
     complete = {s.id for s in steps if is_complete(s)}
     stale = stale_steps(steps) if complete else {}  # complete, but their code or inputs changed since
     print(f"study '{params.study}': {len(steps)} step{'s' if len(steps) != 1 else ''} ({len(complete)} complete, {len(steps) - len(complete)} to do) "
@@ -195,8 +243,12 @@ def _run(args) -> int:
               + ("rerunning them (--rerun-stale)" if args.rerun_stale else "--rerun-stale reruns them"))
     if missing:
         print("not yet part of the study (notebook not written yet): " + ", ".join(NOTEBOOKS[k] for k in missing))
+    estimate = _print_estimate(checked, args.params, args.results, steps, workers=args.workers)
     if args.dry_run:
         return 0
+    reason = estimate.over_threshold(params.costs, workers=args.workers)
+    if reason and len(complete) < len(steps) and not _confirmed(reason, args):
+        return 2
     if args.rerun_stale:
         for step in steps:
             if step.id in stale:
@@ -214,6 +266,9 @@ def _run(args) -> int:
     except StepFailed as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except StorageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     except Interrupted as exc:
         print(f"stopped by {exc.name}: running steps were stopped (their kernels and servers too); completed steps "
               f"are kept, and `synthmix run` again redoes the rest", file=sys.stderr)
@@ -226,16 +281,38 @@ def _run(args) -> int:
     return 0
 
 
+def _estimated_minutes(params_path, results: str, workers: int = 2) -> float | None:
+    """Minutes a study would take with ``workers`` steps at a time (None when it cannot be estimated yet,
+    e.g. while a label value is still unmapped): what ``init`` sizes its proposal with."""
+    from synthmix.data.design import study_design
+    from synthmix.params import load_params
+    from synthmix.run.estimate import estimate_study
+    from synthmix.run.graph import plan_study
+
+    try:
+        params = load_params(params_path)
+        design = study_design(params, params_path)
+        if design.problems:
+            return None
+        steps, _ = plan_study(params, params_path, results, design=design)
+        return estimate_study(params, params_path, results, steps=steps, design=design).seconds / workers / 60
+    except InputError:
+        return None
+
+
 def _init(args) -> int:
     from synthmix.data.scaffold import init_study
 
-    params_path, rubric_path, proposal = init_study(args.data, force=args.force)
+    params_path, rubric_path, proposal = init_study(
+        args.data, force=args.force, budget_minutes=args.budget_minutes,
+        estimate_minutes=lambda path: _estimated_minutes(path, args.results))
     print(f"{args.data}: text '{proposal.text_column}', label '{proposal.label_column}' "
           f"(values: {', '.join(f'{k} x{v}' for k, v in proposal.label_counts.items())}), "
           f"item '{proposal.item_column}'" + (f" ({len(proposal.items)} items)" if proposal.items else ""))
+    print(f"sized: {proposal.sizing}")
     print(f"wrote {params_path}\nwrote {rubric_path}")
     print("next: write every 'TODO (you write this)' in both files, check the proposed columns and labels, then\n"
-          f"  synthmix validate {params_path}\n  synthmix run {params_path} --dry-run")
+          f"  synthmix validate {params_path}\n  synthmix run {params_path} --workers 2")
     return 0
 
 
@@ -278,8 +355,10 @@ def main(argv: list[str] | None = None) -> int:
             pass
     parser = argparse.ArgumentParser(prog="synthmix", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
-    validate = commands.add_parser("validate", help="check a params file and its dataset")
+    validate = commands.add_parser("validate", help="check a params file and its dataset; estimate what a run costs")
     validate.add_argument("params", help="study params YAML")
+    validate.add_argument("--results", default="results",
+                          help="results folder whose earlier runs and LLM cache the estimate reads (default: results)")
     validate.set_defaults(handler=_validate)
     run = commands.add_parser("run", help="run a study: every step's notebook, per condition")
     run.add_argument("params", help="study params YAML")
@@ -291,6 +370,8 @@ def main(argv: list[str] | None = None) -> int:
                      help="rerun complete steps whose notebook or src/synthmix code changed since they ran "
                           "(and the steps that depend on them)")
     run.add_argument("--no-progress", action="store_true", help="no progress bars inside steps")
+    run.add_argument("--yes", action="store_true",
+                     help="start even when the estimate exceeds costs.confirm_above_hours or confirm_above_money")
     run.add_argument("--workers", type=int, default=1, metavar="N",
                      help="run up to N independent steps at once, sharing the CPU cores (default 1)")
     run.add_argument("--executor", choices=("local", "dask"), default="local",
@@ -305,6 +386,10 @@ def main(argv: list[str] | None = None) -> int:
     init = commands.add_parser("init", help="propose a params file and a rubric template for a data file")
     init.add_argument("data", help="coded responses: CSV, TSV, JSONL or parquet")
     init.add_argument("--force", action="store_true", help="overwrite the params and rubric files if they exist")
+    init.add_argument("--budget-minutes", type=float, default=60.0, metavar="M",
+                      help="size the experiments to run in about M minutes with --workers 2 (default 60)")
+    init.add_argument("--results", default="results",
+                      help="results folder whose earlier runs and LLM cache give measured rates (default: results)")
     init.set_defaults(handler=_init)
     args = parser.parse_args(argv)
     try:
@@ -313,6 +398,15 @@ def main(argv: list[str] | None = None) -> int:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         return 2
+    except StorageError as exc:  # a corrupt cache, a full or read-only disk: one line, the path and the remedy
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        line = storage_problem(exc)
+        if line is None:
+            raise
+        print(f"error: {line}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

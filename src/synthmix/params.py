@@ -237,6 +237,47 @@ class ComputeParams(_Strict):
     threads: int = Field(1, ge=1, description="CPU threads per step: fixed, so results do not depend on --workers")
 
 
+class CostsParams(_Strict):
+    """What a study costs: LLM prices, the cost of coding by hand, the rates an estimate assumes before
+    anything is measured, and when ``synthmix run`` asks before starting. Every key is optional."""
+
+    currency: str = Field("USD", description="currency of every price below (a label only; nothing is converted)")
+    llm_price_per_million_input_tokens: float | None = Field(
+        None, ge=0, description="LLM price per 1,000,000 prompt (input) tokens; null: free (a local model)")
+    llm_price_per_million_output_tokens: float | None = Field(
+        None, ge=0, description="LLM price per 1,000,000 completion (output) tokens; null: free (a local model)")
+    human_coding_cost_per_response: float | None = Field(
+        None, ge=0, description="money to have one response coded by hand (to compare with synthetic data)")
+    human_coding_seconds_per_response: float | None = Field(
+        None, ge=0, description="seconds a person takes to code one response by hand")
+    assumed_yield: float = Field(
+        0.35, gt=0, le=1, description="estimate before anything is measured: new distinct responses per call as a "
+        "share of generation.responses_per_call (SmolLM2-135M at t = 0.7 measured 0.36; duplicates lower it at "
+        "low temperatures); a measured yield from the cache or earlier runs replaces it")
+    assumed_completion_tokens_per_response: float = Field(
+        18.0, gt=0, description="estimate before anything is measured: completion tokens per response asked for")
+    assumed_completion_tokens_per_second: float = Field(
+        110.0, gt=0, description="estimate before anything is measured: completion tokens per second of one call "
+        "(managed llama.cpp with SmolLM2-135M on one CPU thread measured about 110)")
+    assumed_seconds_per_call: float = Field(
+        0.1, ge=0, description="estimate before anything is measured: seconds per call on top of its completion "
+        "tokens (prompt processing, latency; a hosted API is nearer 1-5)")
+    assumed_train_seconds_per_response: float = Field(
+        0.065, gt=0, description="estimate before anything is measured: seconds per response per training pass "
+        "of the teacher (MiniLM-L6 on one CPU thread; the student's per layer kept); measured steps rescale it")
+    assumed_eval_seconds_per_response: float = Field(
+        0.01, gt=0, description="estimate before anything is measured: seconds per response scored (forward pass)")
+    assumed_step_overhead_seconds: float = Field(
+        12.0, ge=0, description="estimate before anything is measured: seconds per step for its kernel, imports "
+        "and model loading")
+    confirm_above_hours: float | None = Field(
+        4.0, gt=0, description="`synthmix run` asks before starting when the estimated time of the steps to do "
+        "exceeds this many hours (--yes skips the question); null: never ask about time")
+    confirm_above_money: float | None = Field(
+        20.0, ge=0, description="`synthmix run` asks before starting when the estimated LLM spend exceeds this "
+        "(in currency); null: never ask about money")
+
+
 class StudyParams(_Strict):
     """One study: data, generator, filter, teacher, student, replicates, experiments and claims."""
 
@@ -255,6 +296,8 @@ class StudyParams(_Strict):
     )
     claims: ClaimsParams = ClaimsParams()
     compute: ComputeParams = ComputeParams()
+    costs: CostsParams = Field(CostsParams(), description="prices, human-coding cost, the rates estimates assume, "
+                               "and when `run` asks before starting")
 
     @field_validator("study")
     @classmethod

@@ -20,7 +20,7 @@ NOTEBOOKS = {
 
 #: Step kind → the files its notebook must write (checksummed in the marker).
 OUTPUTS = {
-    "generate": ("pool.parquet", "generation_report.json"),
+    "generate": ("pool.parquet", "calls.parquet", "generation_report.json"),
     "filter": ("filtered_pool.parquet", "grades.parquet", "filter_report.json"),
     "train_teacher": ("metrics.parquet", "test_predictions.parquet", "transfer_logits.parquet", "teacher_report.json"),
     "distill": ("student_metrics.json", "student_predictions.parquet"),

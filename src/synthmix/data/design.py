@@ -120,21 +120,23 @@ class StudyDesign:
 def replicate_sizes(params: StudyParams, params_path) -> list[dict]:
     """Per replicate: its human training size and the positive rate synthetic draws keep."""
     from synthmix.data.loading import load_human_data
-    from synthmix.data.splits import split_human_data
+    from synthmix.data.splits import column_values, split_part
 
     dataset = load_human_data(params.dataset, params_path).dataset
     sizes = []
     for replicate in range(params.replicates):
-        train = split_human_data(dataset, params.dataset, replicate=replicate)["train"]
+        train = split_part(dataset, params.dataset, replicate, "train")  # labels and items only: quick
         sizes.append({"replicate": replicate, "n_human": len(train),
-                      "rate": positive_rate(train["label"], params.generation.label_balance),
+                      "rate": positive_rate(column_values(train, "label"), params.generation.label_balance),
                       "items": item_weights(train) if params.dataset.item_column else None})
     return sizes
 
 
 def item_weights(human_part) -> dict[str, int]:
     """Human responses per item in a split: what per-item synthetic draws are proportional to."""
-    return dict(Counter(str(item) for item in human_part["item"]))
+    from synthmix.data.splits import column_values
+
+    return dict(Counter(str(item) for item in column_values(human_part, "item")))
 
 
 def study_design(params: StudyParams, params_path, sizes: list[dict] | None = None) -> StudyDesign:

@@ -7,6 +7,7 @@ data row in the source file, so that any message or prediction points back at th
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from importlib import resources
@@ -167,20 +168,65 @@ class LoadedData:
     conflicts: list[str] = field(default_factory=list)  # dedupe: texts coded both 1 and 0
 
 
+_NOT_WORD = re.compile(r"[^\w\s]|_")  # \w is str.isalnum() plus '_', \s is str.isspace(): so this is neither
+
+
 def normalise_text(text: str) -> str:
-    """Lower-case, punctuation-free, single-spaced form used to find near-identical responses."""
-    kept = "".join(ch if ch.isalnum() or ch.isspace() else " " for ch in text.lower())
-    return " ".join(kept.split())
+    """Lower-case, punctuation-free, single-spaced form used to find near-identical responses
+    (every character that is neither alphanumeric nor a space becomes a space)."""
+    return " ".join(_NOT_WORD.sub(" ", text.lower()).split())
+
+
+_LOADED: dict = {}  # (settings, file, size, mtime) -> LoadedData: validate, design and plan read the data once
+
+
+def _stamp(where) -> tuple | None:
+    """What identifies a data file's current content cheaply (path, size, mtime; every file of a folder)."""
+    if not isinstance(where, Path):
+        return None
+    try:
+        files = sorted(where.glob("*.xml")) if where.is_dir() else [where]
+        return tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files)
+    except OSError:
+        return None
+
+
+_NORMALISED: dict = {}  # dataset fingerprint -> its normalised texts, so the split of every replicate reuses them
+
+
+def normalised_texts(dataset, texts: list[str]) -> list[str]:
+    """``normalise_text`` of every text of ``dataset`` (computed once per dataset, by its fingerprint)."""
+    fingerprint = getattr(dataset, "_fingerprint", None)
+    if fingerprint is not None and fingerprint in _NORMALISED:
+        return _NORMALISED[fingerprint]
+    keys = [normalise_text(t) for t in texts]
+    if fingerprint is not None:
+        _NORMALISED.clear()
+        _NORMALISED[fingerprint] = keys
+    return keys
 
 
 def load_human_data(params: DatasetParams, params_path: str | Path | None = None) -> LoadedData:
     """Read the human-coded data named in ``params``, validate it, and map labels to 1/0.
 
-    Raises ``InputError`` listing every problem (file, column, row, what was expected).
+    Raises ``InputError`` listing every problem (file, column, row, what was expected). The last
+    file read is remembered (by its size and modification time), so reading it again is free.
     """
+    where = dataset_path(params, params_path)
+    stamp = _stamp(where)
+    key = (params.model_dump_json(), stamp)
+    if stamp is not None and key in _LOADED:
+        return _LOADED[key]
+    loaded = _load_human_data(params, where)
+    if stamp is not None:
+        _LOADED.clear()
+        _LOADED[key] = loaded
+    return loaded
+
+
+def _load_human_data(params: DatasetParams, where) -> LoadedData:
     import datasets
 
-    where = dataset_path(params, params_path)
     if isinstance(where, str):
         frame = _read_hf(where[3:], params.hf_split)
     elif params.source.startswith("semeval:"):
@@ -218,7 +264,7 @@ def load_human_data(params: DatasetParams, params_path: str | Path | None = None
     keys = frame[params.label_column].map(label_key)
     outside = ~keys.isin(positive | negative)
     if outside.any():
-        values = sorted({str(v) for v in frame[params.label_column][outside]})
+        values = sorted({str(v) if str(v).strip() else "(empty cell)" for v in frame[params.label_column][outside]})
         problems.append(
             f"{src}: column '{params.label_column}' has values {{{', '.join(values)}}} in rows {_rows(outside)}; "
             f"expected one of positive_labels {list(params.positive_labels)} or negative_labels {list(params.negative_labels)}"
@@ -269,7 +315,11 @@ def load_human_data(params: DatasetParams, params_path: str | Path | None = None
         table, conflicts = dedupe_responses(table, src)
         warnings.append(f"{src}: dedupe kept {len(table)} of {before} responses (one per normalised text); "
                         f"{len(conflicts)} texts had conflicting codes")
-    return LoadedData(datasets.Dataset.from_pandas(table, preserve_index=False), src, warnings, items, conflicts)
+    dataset = datasets.Dataset.from_pandas(table, preserve_index=False)
+    if not params.dedupe:  # the split of every replicate groups by these: computed once, here
+        _NORMALISED.clear()
+        _NORMALISED[dataset._fingerprint] = normal.tolist()
+    return LoadedData(dataset, src, warnings, items, conflicts)
 
 
 def _item_table(frame: pd.DataFrame, params: DatasetParams, src: str, problems: list[str]) -> dict[str, dict]:

@@ -203,7 +203,7 @@ def load_study_rubric(params: DatasetParams, params_path: str | Path | None = No
         from synthmix.data.loading import load_human_data
 
         loaded = load_human_data(params, params_path)
-    problems = check_rubric_items(rubric, set(loaded.dataset["item"]), path)
+    problems = check_rubric_items(rubric, set(loaded.dataset.unique("item")), path)  # unique(): not row by row
     if problems:
         raise InputError(problems)
     try:

@@ -10,6 +10,7 @@ person can write (the task, the criteria, example responses) holds the marker
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,6 +51,7 @@ class Proposal:
     unmapped_labels: list = field(default_factory=list)
     items: dict = field(default_factory=dict)  # item -> count
     columns: list = field(default_factory=list)
+    sizing: str = ""  # what init_study chose for the experiments, and why
 
 
 def _hint_rank(name: str, kind: str) -> int:
@@ -121,8 +123,95 @@ def _counts(counts: dict, limit: int = 8) -> str:
     return shown + (f" and {len(counts) - limit} more" if len(counts) > limit else "")
 
 
-def params_text(proposal: Proposal, data_name: str, rubric_name: str, study: str) -> str:
-    """The params file: every key with a comment saying what it is and what was found."""
+# ------------------------------------------------------------------------------- sizing
+#: Synthetic shares a proposal may judge a claim at (largest first); they read well and reach exactly.
+NICE_SHARES = (0.8, 0.75, 0.6, 0.5, 0.4, 0.3, 0.25, 0.2, 0.15, 0.1, 0.05)
+SIDE_SHARE_AT_MOST = 0.4  # variety and consistency: the default study's share (a low temperature pool stays small)
+
+
+@dataclass(frozen=True)
+class StudySize:
+    """How big the experiments `init` proposes are: replicates and the synthetic responses a draw may use."""
+
+    replicates: int
+    size_cap: int  # synthetic responses the size experiment's largest draw may use
+    side_cap: int  # the same for the variety and consistency experiments (a sixth of it or less: a filtered
+    #                pool must still hold enough of each label when the filter removes most of one)
+    replay: bool = True  # the size experiment's training-steps control
+
+    def shares(self, n_train: int) -> tuple[float, float]:
+        """(size share, variety/consistency share) for a human training set of ``n_train`` responses."""
+        def largest(cap: int) -> float:
+            fits = [s for s in NICE_SHARES if round(n_train * s / (1 - s)) <= cap]
+            return fits[0] if fits else NICE_SHARES[-1]
+        size = largest(self.size_cap)
+        side = min(largest(self.side_cap), size, SIDE_SHARE_AT_MOST)
+        return size, side
+
+
+#: From the paper's scale down: `init` proposes the first the time budget allows.
+SIZES = (StudySize(5, 384, 64), StudySize(5, 256, 48), StudySize(5, 160, 32), StudySize(5, 96, 16),
+         StudySize(4, 64, 12), StudySize(3, 48, 8), StudySize(2, 32, 6, replay=False),
+         StudySize(2, 24, 4, replay=False))
+PAPER_SIZE = StudySize(10, 10_000, 10_000)  # shown in comments: the paper's 80% / 40%, ten replicates
+
+
+def _plain_shares(size_share: float) -> list[float]:
+    """The size experiment's curve: a quarter, half, three quarters of the judged share, and the share."""
+    return sorted({round(size_share * k / 4, 4) for k in (1, 2, 3, 4)})
+
+
+def experiments_and_claims(size_share: float, side_share: float, stable: float, variable: float,
+                           replay: bool = True) -> tuple[dict, dict]:
+    """The three experiments of the paper's claims and the claims section, as plain mappings checked against
+    the schema (``ExperimentParams``, ``ClaimsParams``): size (the curve to ``size_share`` at the variable
+    temperature, with the replay control), variety (``stable`` against ``variable`` at ``side_share``) and
+    consistency (teacher agreement filtered against unfiltered at ``side_share``)."""
+    from synthmix.params import ClaimsParams, ExperimentParams
+
+    experiments = {
+        "size": ExperimentParams(
+            description=f"Synthetic share up to {size_share:.0%} at temperature {variable:g}: the incremental curve"
+                        + (" and its replay control (the same number of added human responses)." if replay else
+                           " (add 'replay' to protocols for the training-steps control)."),
+            temperatures=[variable], filters=["none"], protocols=["incremental", "replay"] if replay else ["incremental"],
+            synthetic_shares=_plain_shares(size_share), distill=False),
+        "variety": ExperimentParams(
+            description=f"Temperature {stable:g} against {variable:g}, compared at {side_share:.0%} synthetic.",
+            temperatures=[stable, variable], filters=["none"], protocols=["incremental"],
+            synthetic_shares=[side_share], distill=False),
+        "consistency": ExperimentParams(
+            description=f"Inconsistent synthetic responses filtered out (teacher agreement) or kept, at "
+                        f"{side_share:.0%} synthetic, temperature {variable:g}.",
+            temperatures=[variable], filters=["none", "teacher_agreement"], protocols=["incremental"],
+            synthetic_shares=[side_share], distill=False),
+    }
+    claims = ClaimsParams(size_share=size_share, variety_share=side_share, consistency_share=side_share,
+                          stable_temperature=stable, variable_from=variable)
+    return ({name: e.model_dump() for name, e in experiments.items()}, claims.model_dump())
+
+
+def render_section(name: str, values: dict, model, indent: str = "", skip: tuple = ()) -> list[str]:
+    """YAML lines of one params section: every field of the pydantic ``model`` with its value from
+    ``values`` (its default when absent) and its description as the comment, so the text follows the schema."""
+    lines = [f"{indent}{name}:"]
+    for key, info in model.model_fields.items():
+        if key in skip:
+            continue
+        value = values.get(key, info.default)
+        described = (info.description or ("one line: what it asks" if key == "description" else "")).replace("\n", " ")
+        lines.append(f"{indent}  {key}: {_yaml(value)}" + (f"   # {described}" if described else "   #"))
+    return lines
+
+
+def params_text(proposal: Proposal, data_name: str, rubric_name: str, study: str, size: StudySize | None = None,
+                n_train: int | None = None, sizing_note: str = "", max_length: int = 128) -> str:
+    """The params file: every key with a comment saying what it is and what was found; the experiments,
+    claims and costs rendered from the schema, sized by ``size`` for ``n_train`` human training responses."""
+    from synthmix.params import ClaimsParams, CostsParams, ExperimentParams
+
+    size = size or SIZES[0]
+    n_train = n_train if n_train is not None else max(1, round(sum(proposal.label_counts.values()) / 4))
     todo = [TODO_MARK]
     positive = proposal.positive_labels or todo
     negative = proposal.negative_labels or todo
@@ -131,11 +220,16 @@ def params_text(proposal: Proposal, data_name: str, rubric_name: str, study: str
         if proposal.unmapped_labels else ""
     item_note = f"proposed: {len(proposal.items)} items: {_counts(proposal.items, 5)}" if proposal.item_column \
         else "no column looked like an item (question) id; name it here if there is one"
+    size_share, side_share = size.shares(n_train)
+    stable, variable = ClaimsParams().stable_temperature, ClaimsParams().variable_from
+    experiments, claims = experiments_and_claims(size_share, side_share, stable, variable, replay=size.replay)
+    paper_size, paper_side = PAPER_SIZE.shares(n_train)
     lines = [
         f"# Study params written by `synthmix init` from {data_name}.",
         "# Every value below was proposed from the data: check each one. Write the parts marked",
         f"# '{TODO_MARK}' here and in {rubric_name}; `synthmix validate` fails until they are written.",
         f"# Columns found: {', '.join(proposal.columns)}",
+        f"# Sized for this data ({n_train} human training responses per replicate): {sizing_note or 'see below'}",
         f"study: {_yaml(study)}                    # name; results go to results/<study>/",
         f"description: {_yaml('Synthetic responses for ' + data_name)}   # one line: what this study asks",
         "dataset:",
@@ -161,18 +255,39 @@ def params_text(proposal: Proposal, data_name: str, rubric_name: str, study: str
         "OpenAI-compatible server)",
         "  model: smollm2-135m             # managed: smollm2-135m or a .gguf path; openai: e.g. gpt-4o",
         "  base_url: null                  # OpenAI-compatible server URL (vLLM, llama.cpp); null for OpenAI itself",
-        "  temperatures: [0.3, 0.7]        # one synthetic pool per temperature",
+        f"  temperatures: {_yaml([stable, variable])}        # one synthetic pool per temperature (claim 2 compares "
+        f"{stable:g} with {variable:g}; the paper ran 0.1 to 0.9)",
+        "  pool_size_per_label: auto       # derived from the shares the experiments ask for and the human training size",
+        "  pool_margin: 1.5                # pools hold 1.5x the largest draw, so replicates draw different responses",
         "  label_balance: match_human      # synthetic responses drawn at the human positive rate, or balanced",
+        "  responses_per_call: 10          # 'draft 10 responses' per call (the paper's)",
+        "  max_tokens: 400                 # per call; ten short responses fit",
+        "  max_calls_per_label: 400        # per label (and item): a low temperature repeats itself, so allow many calls",
+        "filter:",
+        "  methods: [none, teacher_agreement]   # none, and a classifier trained on the human data only "
+        "(llm_judge needs a capable LLM)",
         "teacher:",
         "  model: minilm-l6                # classifier: minilm-l6 offline, or a Hugging Face id (bert-base-uncased)",
-        "  protocols: [incremental]        # incremental (the paper), mixed, replay (training-steps control)",
-        "  synthetic_shares: [0.5]         # synthetic share(s) of the training data evaluated",
-        "replicates: 5                     # each has its own split, training seed and synthetic draw",
+        f"  max_length: {max_length}                 # tokens per response (sized to the longest responses in the data)",
+        "  increment: 25                   # the incremental curve adds 25 synthetic responses per step (the paper's)",
+        "student:",
+        "  epochs: 3                       # distillation epochs (no experiment below distils; set distill: true to)",
+        f"replicates: {size.replicates}                     # each has its own split, training seed and synthetic draw; "
+        f"the paper-sized study: {PAPER_SIZE.replicates} or more",
         "compute:",
         "  device: auto                    # auto: cuda, then mps, then cpu",
-        "",
+        "  threads: 1                      # CPU threads per step (fixed, so results do not depend on --workers)",
+        "# The paper's three claims, each judged on its own experiment. Paper-sized alternative: size shares "
+        f"{_plain_shares(paper_size)} judged at {paper_size:g}, variety and consistency at {paper_side:g}, "
+        f"{PAPER_SIZE.replicates} replicates, temperatures 0.1-0.9 (see params/paper.yaml).",
+        "experiments:",
     ]
-    return "\n".join(lines)
+    for name, values in experiments.items():
+        lines += render_section(name, values, ExperimentParams, indent="  ")
+    lines += render_section("claims", claims, ClaimsParams)
+    lines += ["# What the study costs and when `synthmix run` asks first (estimates: `synthmix validate`)."]
+    lines += render_section("costs", CostsParams().model_dump(), CostsParams)
+    return "\n".join(lines) + "\n"
 
 
 def rubric_text(proposal: Proposal, name: str) -> str:
@@ -212,10 +327,14 @@ def rubric_text(proposal: Proposal, name: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def init_study(data_path: str | Path, force: bool = False) -> tuple[Path, Path, Proposal]:
+def init_study(data_path: str | Path, force: bool = False, estimate_minutes=None,
+               budget_minutes: float = 60.0) -> tuple[Path, Path, Proposal]:
     """Inspect ``data_path`` and write ``<name>.params.yaml`` and ``<name>.rubric.yaml`` beside it.
 
-    Returns (params path, rubric path, proposal). Refuses to overwrite existing files unless ``force``.
+    The experiments are sized to the data: with ``estimate_minutes`` (a function of a params path
+    returning the estimated minutes of a run, or None when it cannot tell), the largest of ``SIZES``
+    whose estimate fits ``budget_minutes`` is written. Returns (params path, rubric path, proposal);
+    ``proposal.sizing`` says what was chosen. Refuses to overwrite existing files unless ``force``.
     """
     data_path = Path(data_path)
     if data_path.suffix.lower() not in FORMATS:
@@ -228,9 +347,40 @@ def init_study(data_path: str | Path, force: bool = False) -> tuple[Path, Path, 
     existing = [str(p) for p in (params_path, rubric_path) if p.exists()]
     if existing and not force:
         raise InputError(f"{', '.join(existing)}: already exists; pass --force to overwrite")
-    params_path.write_text(params_text(proposal, data_path.name, rubric_path.name, stem))
     rubric_path.write_text(rubric_text(proposal, stem))
+    n_train = _train_size(proposal)
+    max_length = _max_length(frame[proposal.text_column])
+    chosen, note = SIZES[-1], "the smallest proposal (no estimate)"
+    for size in SIZES:
+        params_path.write_text(params_text(proposal, data_path.name, rubric_path.name, stem, size, n_train,
+                                           max_length=max_length))
+        minutes = estimate_minutes(params_path) if estimate_minutes else None
+        if minutes is None:
+            chosen, note = size, "no estimate was possible yet (map every label value, then `synthmix validate`)"
+            break
+        chosen, note = size, f"about {minutes:.0f} min (estimate; budget {budget_minutes:g} min)"
+        if minutes <= budget_minutes:
+            break
+    else:
+        note += ": the smallest proposal is still over the budget; lower replicates or the shares"
+    proposal.sizing = (f"{chosen.replicates} replicates, size judged at {chosen.shares(n_train)[0]:g}, variety and "
+                       f"consistency at {chosen.shares(n_train)[1]:g}; {note}")
+    params_path.write_text(params_text(proposal, data_path.name, rubric_path.name, stem, chosen, n_train,
+                                       sizing_note=proposal.sizing, max_length=max_length))
     return params_path, rubric_path, proposal
+
+
+def _train_size(proposal: Proposal) -> int:
+    """Human training responses per replicate under the proposed split (a third, less a quarter for validation)."""
+    mapped = sum(v for k, v in proposal.label_counts.items() if k not in proposal.unmapped_labels)
+    return max(1, round(mapped / 3 * 0.75))
+
+
+def _max_length(texts: pd.Series) -> int:
+    """A teacher max_length that holds nearly every response: the 99th percentile of its words, as tokens."""
+    words = texts.map(lambda v: len(str(v).split()))
+    tokens = float(words.quantile(0.99)) * 1.4 + 8 if len(words) else 128
+    return int(min(128, max(32, 2 ** math.ceil(math.log2(max(tokens, 1))))))
 
 
 def todo_problems(path: str | Path) -> list[str]:

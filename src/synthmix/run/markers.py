@@ -49,6 +49,9 @@ def incomplete_reason(step: Step) -> str | None:
     recorded = marker.get("outputs")
     if not isinstance(recorded, dict):
         return f"completion marker {MARKER} records no output checksums (written by an older synthmix)"
+    unrecorded = [name for name in step.outputs if name not in recorded]
+    if unrecorded:  # a step kind that declares more outputs now than when this step ran
+        return f"outputs not made when it ran (written by an older synthmix): {', '.join(unrecorded)}"
     changed = [name for name in step.outputs if not _matches(folder / name, recorded.get(name))]
     if changed:
         return f"outputs changed since completion: {', '.join(changed)}"
@@ -58,3 +61,19 @@ def incomplete_reason(step: Step) -> str | None:
 def is_complete(step: Step) -> bool:
     """True when the step's marker is in place and every output matches its recorded size and sha256."""
     return incomplete_reason(step) is None
+
+
+def folder_incomplete_reason(folder: str | Path) -> str | None:
+    """None when a step folder (of any kind) has its marker and every output the marker records still
+    matches; else why not. What a step checks of its input folders before it touches its own."""
+    folder = Path(folder)
+    try:
+        marker = io.read_json(folder / MARKER)
+    except (OSError, ValueError):
+        return f"{folder}: not complete (no readable {MARKER})"
+    recorded = marker.get("outputs") if isinstance(marker, dict) else None
+    if not isinstance(recorded, dict):
+        return f"{folder}: its {MARKER} records no output checksums"
+    changed = [name for name, entry in recorded.items() if not _matches(folder / name, entry)]
+    return f"{folder}: outputs changed since completion: {', '.join(changed)}" if changed else None
+

@@ -79,17 +79,26 @@ def parse_judgement(reply: str) -> tuple[int | None, str]:
 
 
 def judge_pool(pool: pd.DataFrame, rubric: Rubric, client, temperature: float, max_tokens: int,
-               concurrency: int = 1) -> pd.DataFrame:
+               concurrency: int = 1, records: list | None = None) -> pd.DataFrame:
     """Grade every response of ``pool`` with the LLM judge; one row per response (see ``GRADE_COLUMNS``).
 
     Up to ``concurrency`` grading calls run side by side (a managed llama.cpp client runs one);
-    the grades come back in pool order, so they do not depend on it.
+    the grades come back in pool order, so they do not depend on it. With ``records``, one dict per
+    call is appended to it (the columns of ``calls.parquet``, see ``synthmix.steps.generate.CALL_COLUMNS``).
     """
     rows = []
     requests = ({"messages": build_judge_messages(rubric, text), "temperature": temperature, "seed": 0,
                  "max_tokens": max_tokens} for text in pool["text"])
+    labels = list(pool["label"]) if "label" in pool.columns else [-1] * len(pool)
+    items = list(pool["item"].astype(str)) if "item" in pool.columns else [""] * len(pool)
     for number, reply in enumerate(client.complete_many(requests, concurrency=concurrency), start=1):
         score, rationale = parse_judgement(reply.text)
+        if records is not None:
+            records.append({"kind": "judge", "label": int(labels[number - 1]), "item": items[number - 1], "seed": 0,
+                            "model": client.model, "temperature": temperature, "max_tokens": max_tokens,
+                            "responses_per_call": 1, "prompt_tokens": reply.prompt_tokens,
+                            "completion_tokens": reply.completion_tokens, "seconds": reply.seconds,
+                            "replayed": reply.cached, "responses": int(score is not None), "call_id": reply.call_id})
         rows.append({"grade": score, "p_positive": np.nan, "rationale": rationale or reply.text[:300],
                      "status": "graded" if score is not None else "unparseable"})
         report_progress(number, len(pool), "judge")
@@ -150,10 +159,16 @@ def filter_pool(method: str, pool: pd.DataFrame, study, params_file: str | Path,
         from synthmix.steps.generate import open_client
 
         rubric = load_study_rubric(study.dataset, params_file)
+        records: list[dict] = []
         with open_client(study.generation, cache_path) as client:
             grades = judge_pool(pool, rubric, client, settings.judge_temperature, settings.judge_max_tokens,
-                                concurrency=settings.judge_concurrency)
+                                concurrency=settings.judge_concurrency, records=records)
+            mismatches = client.cache.mismatches
         graded = apply_grades(pool, grades, keep_unparseable=settings.unparseable == "keep")
+        report = filter_report(method, graded)
+        report["call_records"], report["cache_checksum_mismatches"] = records, mismatches
+        filtered = pool.reset_index(drop=True)[graded["kept"].to_numpy()]
+        return graded, filtered.reset_index(drop=True), report
     elif method == "teacher_agreement":
         from synthmix.data.splits import load_study_data
 
@@ -167,8 +182,15 @@ def filter_pool(method: str, pool: pd.DataFrame, study, params_file: str | Path,
 
 
 def save_filter(graded: pd.DataFrame, filtered: pd.DataFrame, report: dict, output_dir: str | Path) -> None:
-    """Write grades.parquet, filtered_pool.parquet and filter_report.json atomically."""
+    """Write grades.parquet, filtered_pool.parquet and filter_report.json atomically, and, for the LLM
+    judge, calls.parquet (the report's ``call_records``: one row per grading call)."""
+    from synthmix.steps.generate import call_table
+
     output_dir = Path(output_dir)
+    report = dict(report)
+    records = report.pop("call_records", None)
+    if records is not None:
+        io.write_table(output_dir / "calls.parquet", call_table(records))
     io.write_table(output_dir / "grades.parquet", graded)
     io.write_table(output_dir / "filtered_pool.parquet", filtered)
     io.write_json(output_dir / "filter_report.json", report)

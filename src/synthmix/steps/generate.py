@@ -30,6 +30,9 @@ from synthmix.steps.parsing import parse_reply
 
 LABEL_WORDS = {1: "positive", 0: "negative"}
 POOL_COLUMNS = ["text", "label", "item", "temperature", "model", "call_id", "seed"]
+#: calls.parquet: one row per LLM call a pool used (see /work/notes/costs-contract.md and the README).
+CALL_COLUMNS = ["kind", "label", "item", "seed", "model", "temperature", "max_tokens", "responses_per_call",
+                "prompt_tokens", "completion_tokens", "seconds", "replayed", "responses", "call_id"]
 
 
 def build_messages(rubric: Rubric, label: int, count: int, examples: list[str] | None = None) -> list[dict]:
@@ -66,16 +69,36 @@ class PoolReport:
     seconds: float = 0.0
     server_start_s: float | None = None
     by_item: dict = field(default_factory=dict)
+    call_records: list = field(default_factory=list)  # one dict per call used (CALL_COLUMNS), in call order
 
     def as_dict(self) -> dict:
-        """The report as a plain dict, with throughput of the calls actually made."""
-        data = dict(self.__dict__)
-        made_seconds = self.stats.get("seconds_in_calls", 0.0)
-        made = self.stats.get("calls_made", 0)
-        data["responses_per_minute"] = round(sum(self.collected.values()) / self.seconds * 60, 1) if self.seconds else None
-        data["completion_tokens_per_second"] = (
-            round(self.stats.get("completion_tokens", 0) / made_seconds, 1) if made and made_seconds else None
-        )
+        """The report as a plain dict, with the generator's throughput: responses and completion tokens
+        per second of the calls the pool used, timed when each call was made (a replayed call counts with
+        the stored seconds of its original call, so a cached rerun reports the original rate)."""
+        data = {name: value for name, value in self.__dict__.items() if name != "call_records"}
+        data["call_records"] = list(self.call_records)
+        records = self.call_records
+        replayed = sum(1 for r in records if r["replayed"])
+        untimed = sum(1 for r in records if r["seconds"] is None or r["seconds"] != r["seconds"])
+        seconds = sum(r["seconds"] for r in records if r["seconds"] is not None and r["seconds"] == r["seconds"])
+        data["calls_replayed_in_pool"] = replayed
+        data["seconds_of_calls"] = round(seconds, 2) if records and not untimed else None
+        if not records:
+            basis = "no calls"
+        elif untimed:
+            basis = (f"unknown: {untimed} replayed call{'s' if untimed != 1 else ''} came from a cache written before "
+                     "call times were stored")
+        elif replayed == len(records):
+            basis = "the original calls, replayed from the cache"
+        elif replayed:
+            basis = f"{len(records) - replayed} calls made in this run and the original calls of {replayed} replayed"
+        else:
+            basis = "calls made in this run"
+        data["rate_basis"] = basis
+        timed = bool(records) and not untimed and seconds > 0
+        data["responses_per_minute"] = round(sum(self.collected.values()) / seconds * 60, 1) if timed else None
+        tokens = sum(r["completion_tokens"] for r in records)
+        data["completion_tokens_per_second"] = round(tokens / seconds, 1) if timed else None
         return data
 
 
@@ -120,6 +143,7 @@ def fill_pool(client: ChatClient, rubric: Rubric, label: int, temperature: float
             rejects.update(line_rejects)
             if not responses:
                 rejects["call_without_responses"] += 1
+            rows_before = len(rows)
             for text in responses:
                 key = normalise_text(text)
                 if key in seen:
@@ -131,6 +155,12 @@ def fill_pool(client: ChatClient, rubric: Rubric, label: int, temperature: float
                              "call_id": reply.call_id, "seed": seed})
                 if len(rows) == target:
                     break
+            report.call_records.append({
+                "kind": "generate", "label": label, "item": "", "seed": seed, "model": client.model,
+                "temperature": temperature, "max_tokens": settings.max_tokens,
+                "responses_per_call": settings.responses_per_call, "prompt_tokens": reply.prompt_tokens,
+                "completion_tokens": reply.completion_tokens, "seconds": reply.seconds, "replayed": reply.cached,
+                "responses": len(rows) - rows_before, "call_id": reply.call_id})
             if on_call:
                 on_call(len(rows))
     report.targets[LABEL_WORDS[label]] = target
@@ -233,8 +263,10 @@ def generate_pool(settings: GenerationParams, rubric: Rubric, temperature: float
                     on_call=lambda n, base=done_before, what=what: report_progress(base + n, total, what),
                     human_examples=_examples_of(human_examples, label, item if item_targets else None))]
             if item_targets:
+                report.call_records += [{**record, "item": item} for record in part.call_records]
                 _add_item_report(report, item, part)
         report.stats = client.stats.as_dict()
+        report.stats["cache_checksum_mismatches"] = client.cache.mismatches  # replies called again, never data
         report.server_start_s = client.servers[0].started_in_s if client.servers else None
     report.seconds = round(time.monotonic() - began, 2)
     pool = pd.DataFrame(rows, columns=POOL_COLUMNS)
@@ -268,8 +300,19 @@ def _add_item_report(report: PoolReport, item: str, part: PoolReport) -> None:
             merged[reason] = merged.get(reason, 0) + count
 
 
+def call_table(records: list[dict]) -> pd.DataFrame:
+    """The per-call records of a pool (or a judge) as the ``calls.parquet`` table (columns ``CALL_COLUMNS``)."""
+    table = pd.DataFrame(records, columns=CALL_COLUMNS)
+    return table.astype({"label": "int64", "seed": "int64", "prompt_tokens": "int64", "completion_tokens": "int64",
+                         "seconds": "float64", "replayed": "bool", "responses": "int64", "item": "str"})
+
+
 def save_pool(pool: pd.DataFrame, report: dict, output_dir: str | Path) -> None:
-    """Write ``pool.parquet`` and ``generation_report.json`` atomically into ``output_dir``."""
+    """Write ``pool.parquet``, ``calls.parquet`` (the report's ``call_records``, one row per call) and
+    ``generation_report.json`` (the rest of the report) atomically into ``output_dir``."""
     output_dir = Path(output_dir)
+    report = dict(report)
+    records = report.pop("call_records", [])
     io.write_table(output_dir / "pool.parquet", pool)
+    io.write_table(output_dir / "calls.parquet", call_table(records))
     io.write_json(output_dir / "generation_report.json", report)
