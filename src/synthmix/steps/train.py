@@ -267,6 +267,14 @@ def train_incremental(human, synthetic: pd.DataFrame | None, params: TeacherPara
     protocol = "replay" if replay else "incremental"
     timer = PhaseTimer()
     recorder = _Recorder(protocol, replicate, human, params, timer)
+    # the draws first: a pool that cannot supply the schedule stops the run before any training
+    if replay:
+        chunks = [(np.asarray(train_texts, dtype=object)[rows].tolist(), train_labels[rows])
+                  for rows in draw_human_replay(train_labels, schedule, rate, [replicate, 3])]
+    else:
+        synthetic = _check_synthetic(synthetic)
+        chunks = [(list(chunk["text"]), chunk["label"].to_numpy(dtype=np.int64))
+                  for chunk in draw_schedule(synthetic, schedule, rate, [replicate, 1], what, item_weights)]
 
     with timer("human_fine_tune"):
         model, tokenizer, initial = fine_tune_on_human(human, params, training_seed(replicate), base_cache_dir, device,
@@ -280,13 +288,6 @@ def train_incremental(human, synthetic: pd.DataFrame | None, params: TeacherPara
         stored = entry / f"test_scores-{test_key}.npy"
     recorder.evaluate(model, tokenizer, 0, n_human, 0, positives_seen=positives, target_share=at_share.get(0, 0.0),
                       stored=stored)
-    if replay:
-        chunks = [(np.asarray(train_texts, dtype=object)[rows].tolist(), train_labels[rows])
-                  for rows in draw_human_replay(train_labels, schedule, rate, [replicate, 3])]
-    else:
-        synthetic = _check_synthetic(synthetic)
-        chunks = [(list(chunk["text"]), chunk["label"].to_numpy(dtype=np.int64))
-                  for chunk in draw_schedule(synthetic, schedule, rate, [replicate, 1], what, item_weights)]
     steps = []
     for checkpoint, ((texts, labels), count) in enumerate(zip(chunks, schedule), start=1):
         with timer("increments"):
