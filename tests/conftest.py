@@ -1,13 +1,16 @@
-"""Shared fixtures: offline Hugging Face, a real llama.cpp server, the shared Beetle data."""
+"""Shared fixtures: offline Hugging Face, a real llama.cpp server, the shared Beetle data, and the smoke
+study built once per test session (shared by pytest-xdist workers too) for every test that only reads it."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from filelock import FileLock
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -39,11 +42,40 @@ def beetle_dir() -> Path:
     return SHARED_DATA
 
 
+def built_once(tmp_path_factory, name: str, build) -> Path:
+    """The folder ``name``, made by ``build(folder)`` once per test session: with pytest-xdist, the
+    first worker builds it under a file lock in the session's shared temp folder and the others wait
+    for it and reuse it. A build that failed is redone (and fails again) by the next test asking."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # the folder every worker's basetemp lives in
+    folder, done = root / name, root / f"{name}.built"
+    with FileLock(str(root / f"{name}.lock")):
+        if not done.is_file():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir(parents=True)
+            build(folder)
+            done.touch()
+    return folder
+
+
+def _run_smoke(folder: Path) -> None:
+    out = run_cli("run", "params/smoke.yaml", "--results", str(folder / "results"), "--no-progress")
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
 @pytest.fixture(scope="session")
 def smoke_study(tmp_path_factory) -> Path:
     """The smoke study run once for the whole session with the real driver (every notebook under
-    papermill); tests that only read its results share it. Returns ``<results>/smoke``."""
-    results = tmp_path_factory.mktemp("smoke-shared") / "results"
-    out = run_cli("run", "params/smoke.yaml", "--results", str(results), "--no-progress")
-    assert out.returncode == 0, out.stdout + out.stderr
-    return results / "smoke"
+    papermill, a real llama.cpp server); tests that only read its results share it, and tests that
+    change a run start from a copy of it or of its LLM cache. Returns ``<results>/smoke``."""
+    return built_once(tmp_path_factory, "smoke-shared", _run_smoke) / "results" / "smoke"
+
+
+def seed_llm_cache(smoke_study: Path, results: Path) -> Path:
+    """A copy of the smoke study's LLM cache in ``results``: generation with the smoke params replays
+    it instead of calling a server (what the smoke study already did). Returns ``results``."""
+    results.mkdir(parents=True, exist_ok=True)
+    for part in smoke_study.parent.glob("llm_cache.sqlite*"):  # the database and any write-ahead log beside it
+        shutil.copy(part, results / part.name)
+    return results

@@ -66,9 +66,37 @@ def test_cuda_path_autocasts_and_is_deterministic():
     assert cuda.type == "cuda"
     devices.make_deterministic(cuda)
     assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == devices.CUBLAS_WORKSPACE and torch.backends.cudnn.deterministic
+    precision = devices.resolve_precision("auto", cuda)
+    assert precision == ("bf16" if torch.cuda.is_bf16_supported() else "fp16")
     layer = torch.nn.Linear(4, 2).to(cuda)
-    with devices.autocast(cuda):
-        assert layer(torch.ones(1, 4, device=cuda)).dtype == devices.autocast_dtype(cuda)
-    assert devices.grad_scaler(cuda).is_enabled() == (devices.autocast_dtype(cuda) == torch.float16)
+    with devices.autocast(cuda, precision):
+        assert layer(torch.ones(1, 4, device=cuda)).dtype == devices.autocast_dtype(precision)
+    with devices.autocast(cuda, "fp32"):
+        assert layer(torch.ones(1, 4, device=cuda)).dtype == torch.float32
+    assert devices.grad_scaler(cuda, precision).is_enabled() == (precision == "fp16")
     assert devices.inference_batch_size(cuda, 32) >= 32
-    assert torch.cuda.get_device_name(0) in devices.device_description(cuda)
+    assert torch.cuda.get_device_name(0) in devices.device_description(cuda, precision)
+
+
+def test_precision_auto_picks_bf16_only_where_the_hardware_has_it(monkeypatch):
+    cpu = torch.device("cpu")
+    assert devices.cpu_has_bf16("flags\t\t: fpu sse avx2 avx512f avx512_bf16 amx_tile") is True
+    assert devices.cpu_has_bf16("flags\t\t: fpu sse avx2 amx_bf16 amx_tile") is True
+    assert devices.cpu_has_bf16("flags\t\t: fpu sse avx2 avx512f avx512_vnni") is False
+    monkeypatch.setattr(devices, "cpu_has_bf16", lambda cpuinfo=None: False)
+    assert devices.resolve_precision("auto", cpu) == "fp32"
+    monkeypatch.setattr(devices, "cpu_has_bf16", lambda cpuinfo=None: True)
+    assert devices.resolve_precision("auto", cpu) == "bf16"
+    assert devices.resolve_precision("fp32", cpu) == "fp32" and devices.resolve_precision("bf16", cpu) == "bf16"
+    assert devices.resolve_precision("auto", torch.device("mps")) == "fp16"
+    with pytest.raises(InputError, match="compute.precision: 'fp8' is not a precision"):
+        devices.resolve_precision("fp8", cpu)
+
+
+def test_bf16_autocast_on_the_cpu_and_no_scaler():
+    cpu = torch.device("cpu")
+    layer = torch.nn.Linear(4, 2)
+    with devices.autocast(cpu, "bf16"):
+        assert layer(torch.ones(1, 4)).dtype == torch.bfloat16
+    assert not devices.grad_scaler(cpu, "bf16").is_enabled()
+    assert "bfloat16 autocast" in devices.device_description(cpu, "bf16")

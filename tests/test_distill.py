@@ -169,3 +169,24 @@ def test_measure_latency_is_per_response():
     model, tokenizer = make_student("minilm-l6", 1, seed=0)
     seconds = measure_latency(model, tokenizer, ["a short answer"] * 4, batch_size=2, repeats=2, max_length=16)
     assert 0 < seconds < 5
+
+
+def test_student_trains_and_predicts_in_the_precision_asked_for():
+    from synthmix.steps.training import predict_logits
+
+    texts, labels = ["How did you get 4/6?", "Great job!", "Show me your steps.", "Try again."], [1, 0, 1, 0]
+    transfer = pd.DataFrame({"text": texts, "label": labels, "logit_0": [-1.0, 1.0, -1.0, 1.0],
+                             "logit_1": [1.0, -1.0, 1.0, -1.0]})
+    params = StudentParams(model="teacher-layers:1", epochs=1, batch_size=4)
+    seen = {}
+    for precision in ("fp32", "bf16"):
+        dtypes = []
+        run = distill("minilm-l6", params, transfer, texts, labels, seed=0, max_length=16, n_resamples=10,
+                      latency_texts=texts[:2], batch_sizes=(2,), precision=precision,
+                      teacher=load_classifier("minilm-l6", seed=0))
+        handle = run.model.classifier.register_forward_hook(lambda m, i, o: dtypes.append(o.dtype))
+        predict_logits(run.model, run.tokenizer, texts, max_length=16)
+        handle.remove()
+        seen[precision] = (set(dtypes), run.history["train_losses"])
+    assert seen["fp32"][0] == {torch.float32} and seen["bf16"][0] == {torch.bfloat16}
+    assert seen["fp32"][1] != seen["bf16"][1]  # the training ran in bf16 too

@@ -10,7 +10,7 @@ from pathlib import Path
 import nbformat
 import pandas as pd
 import pytest
-from conftest import REPO, run_cli
+from conftest import REPO, run_cli, seed_llm_cache
 
 from synthmix.errors import InputError
 from synthmix.run.executors import DaskExecutor, LocalExecutor, load_cluster_config, make_executor
@@ -107,17 +107,12 @@ def metric_columns(summary: pd.DataFrame) -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def two_runs(tmp_path_factory) -> tuple[Path, Path, object]:
-    """The smoke study run by the local executor, then by Dask on a LocalCluster of 2 workers
-    in a fresh folder that shares the local run's LLM cache (so generation is replayed)."""
-    root = tmp_path_factory.mktemp("executors")
-    local, dask = root / "local", root / "dask"
-    out = run_cli("run", "params/smoke.yaml", "--results", str(local), "--no-progress")
-    assert out.returncode == 0, out.stdout + out.stderr
-    dask.mkdir()
-    shutil.copy(local / "llm_cache.sqlite", dask / "llm_cache.sqlite")
+def two_runs(smoke_study, tmp_path_factory) -> tuple[Path, Path, object]:
+    """The smoke study run by the local executor (the session's ``smoke_study``), then by Dask on a
+    LocalCluster of 2 workers in a fresh folder that shares its LLM cache (so generation is replayed)."""
+    dask = seed_llm_cache(smoke_study, tmp_path_factory.mktemp("executors") / "dask")
     out = run_cli("run", "params/smoke.yaml", "--results", str(dask), "--executor", "dask", "--cluster", "local:2")
-    return local, dask, out
+    return smoke_study.parent, dask, out
 
 
 def test_dask_executor_gives_the_local_summary(two_runs):

@@ -69,15 +69,51 @@ def test_rerun_replays_cache_without_http_requests(llama_server, tmp_path):
     again, report_again = run(second_client)
     assert second_sent == []
     assert report_again["stats"]["calls_made"] == 0
-    assert report_again["stats"]["calls_replayed"] == report["stats"]["calls_made"]
+    # every call the pool used is replayed; calls started ahead of need (concurrency) may or may not be
+    used = sum(report["calls"].values())
+    assert used <= report_again["stats"]["calls_replayed"] <= report["stats"]["calls_made"]
     assert again.equals(pool)
 
 
+def test_reply_is_a_function_of_the_request_only(llama_server, tmp_path):
+    """The same request gets the same reply whatever the server answered before (on main, a repeat of the
+    prompt just sent reused its evaluated prefix and got another text) and from another server."""
+    from synthmix.llm.server import ManagedLlamaServer, smollm2_gguf
+
+    caches = iter(range(100))
+
+    def ask(base_url, label, seed):  # a fresh cache per call, so every call goes to the server
+        cache = ReplyCache(tmp_path / f"{next(caches)}.sqlite")
+        client = ChatClient("llama.cpp:test", "smollm2-135m", cache, connect=lambda: base_url)
+        return client.complete(build_messages(RUBRIC, label=label, count=3), temperature=0.7, seed=seed,
+                               max_tokens=60).text
+
+    first = ask(llama_server.base_url, 1, 21)
+    replies = [ask(llama_server.base_url, 1, 21), ask(llama_server.base_url, 0, 5), ask(llama_server.base_url, 1, 21)]
+    with ManagedLlamaServer(smollm2_gguf(), threads=1) as other:  # another server, another thread count
+        replies.append(ask(other.base_url, 1, 21))
+    assert first.strip() and replies[0] == replies[2] == replies[3] == first
+
+
+def test_managed_pool_is_the_same_with_one_or_two_servers(tmp_path):
+    """generation.concurrency 2 runs two llama.cpp servers side by side (one thread each) and gives the pool
+    that one server with both threads gives; each run starts from an empty cache."""
+    settings = SMALL.model_copy(update={"pool_size_per_label": 3, "max_tokens": 120, "server_threads": 2})
+    runs = {n: generate_pool(settings.model_copy(update={"concurrency": n}), RUBRIC, 0.7, tmp_path / f"c{n}.sqlite")
+            for n in (1, 2)}
+    (pool_1, report_1), (pool_2, report_2) = runs[1], runs[2]
+    assert (report_1["servers"], report_1["concurrency"]) == (1, 1)
+    assert (report_2["servers"], report_2["concurrency"], report_2["stats"]["max_concurrency"]) == (2, 2, 2)
+    assert len(pool_1) == 6 and report_1["stats"]["calls_made"] >= 2
+    assert pool_1.drop(columns="call_id").equals(pool_2.drop(columns="call_id"))
+    assert report_1["calls"] == report_2["calls"]
+
+
 def test_managed_backend_starts_and_stops_its_own_server(tmp_path):
-    settings = SMALL.model_copy(update={"pool_size_per_label": 2, "max_calls_per_label": 3})
+    settings = SMALL.model_copy(update={"pool_size_per_label": 2, "max_calls_per_label": 3, "concurrency": 1})
     pool, report = generate_pool(settings, RUBRIC, 0.5, tmp_path / "llm.sqlite")
     assert report["server_start_s"] is not None and report["stats"]["calls_made"] >= 2
-    assert report["concurrency"] == 1 and report["stats"]["max_concurrency"] == 1  # one slot, one call at a time
+    assert report["concurrency"] == 1 and report["stats"]["max_concurrency"] == 1 and report["servers"] == 1
     assert len(pool) >= 2
     # a rerun replays everything and starts no server
     _, again = generate_pool(settings, RUBRIC, 0.5, tmp_path / "llm.sqlite")

@@ -1,7 +1,9 @@
 """Each notebook runs top to bottom with its default parameters, as a user would in JupyterLab.
 
 The notebooks and params are copied into a scratch checkout-like folder, so that their default
-relative paths (../params/smoke.yaml, ../results/…) land there and not in the repository.
+relative paths (../params/smoke.yaml, ../results/…) land there and not in the repository; its
+results/ starts as a copy of the session's smoke study, so what a notebook builds upstream when
+opened by hand (run.upstream) is found complete instead of built again.
 """
 
 from __future__ import annotations
@@ -17,10 +19,13 @@ NOTEBOOKS = ["01_generate", "02_filter", "03_train_teacher", "04_distill", "05_a
 
 
 @pytest.fixture(scope="module")
-def scratch(tmp_path_factory):
+def scratch(smoke_study, tmp_path_factory):
+    """A checkout-like folder whose results/ starts as a copy of the session's smoke study: the notebooks'
+    own default runs (results/interactive/…) are done here, the upstream steps they need are found complete."""
     root = tmp_path_factory.mktemp("checkout")
     shutil.copytree(REPO / "notebooks", root / "notebooks")
     shutil.copytree(REPO / "params", root / "params")
+    shutil.copytree(smoke_study.parent, root / "results")
     return root
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import nbformat
 import pandas as pd
 import pytest
-from conftest import REPO, run_cli
+from conftest import REPO, run_cli, seed_llm_cache
 
 from synthmix.core.layout import MARKER
 from synthmix.params import load_params
@@ -37,12 +37,14 @@ def run_generation(root: Path, *extra: str, env: dict | None = None) -> subproce
 
 
 @pytest.fixture(scope="module")
-def generated(tmp_path_factory) -> Path:
+def generated(smoke_study, tmp_path_factory) -> Path:
     """A folder with the smoke params (copied, so every path the run records can be relative) and a
-    results folder whose generation step is complete; the run's temp folder is ``root/tmp``."""
+    results folder whose generation step is complete, run here by the driver with the smoke study's
+    LLM cache (its replies replayed: no call is made twice); the run's temp folder is ``root/tmp``."""
     root = tmp_path_factory.mktemp("integrity")
     shutil.copy(REPO / "params" / "smoke.yaml", root / "smoke.yaml")
     (root / "tmp").mkdir()
+    seed_llm_cache(smoke_study, root / "results")
     out = run_generation(root, env={"TMPDIR": str(root / "tmp")})
     assert out.returncode == 0, out.stdout + out.stderr
     return root

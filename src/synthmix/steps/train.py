@@ -5,7 +5,8 @@ the human validation split), prediction, then the protocols that produce a ``Tea
 
 * ``train_incremental`` -- fine-tune on human train (early stopping on human validation), then
   add synthetic responses in increments (``sampling.increment_schedule``: a checkpoint at exactly
-  every share asked for), one pass each, and evaluate on the human test split after every step;
+  every share asked for), one pass each, and evaluate on the human test split at checkpoint 0 and
+  at every share asked for (``teacher.evaluate: shares``) or after every step (``every_increment``);
   with ``replay=True`` the increments are human training responses drawn afresh: the control
   that separates "more synthetic data" from "more training";
 * ``train_mixed`` -- fine-tune from the pre-trained model on human train plus synthetic
@@ -38,11 +39,10 @@ from synthmix.data.sampling import (
 from synthmix.errors import InputError
 from synthmix.params import TeacherParams
 from synthmix.steps import metrics as metrics_module
+from synthmix.steps.devices import use_precision
 from synthmix.steps.models import load_classifier
-from synthmix.steps.training import fine_tune, predict_logits, predict_proba
-
-#: The columns that identify a row of ``TeacherRun.metrics``; the metric columns follow them.
-
+from synthmix.steps.phases import PhaseTimer
+from synthmix.steps.training import TokenCache, fine_tune, predict_logits, predict_proba
 
 #: The columns that identify a row of ``TeacherRun.metrics``; the metric columns follow them.
 METRIC_COLUMNS = ("protocol", "replicate", "checkpoint", "n_human", "n_added", "n_synthetic", "synthetic_share",
@@ -59,7 +59,8 @@ class TeacherRun:
     id, row, label, score for each human test item; ``transfer_logits``: text, logit_0, logit_1
     of the final model (empty without transfer texts); ``history``: the fine-tuning histories;
     ``used_rows``: the human ``row`` values used for ``train``, ``validation`` and
-    ``evaluation``; ``model``/``tokenizer``: the final model.
+    ``evaluation``; ``phase_seconds``: wall seconds per phase (loading, human_fine_tune,
+    increments, evaluation, bootstrap_cis, transfer_logits); ``model``/``tokenizer``: the final model.
     """
 
     metrics: pd.DataFrame
@@ -67,6 +68,7 @@ class TeacherRun:
     transfer_logits: pd.DataFrame
     history: dict
     used_rows: dict
+    phase_seconds: dict = field(default_factory=dict)
     model: object = field(default=None, repr=False)
     tokenizer: object = field(default=None, repr=False)
 
@@ -89,25 +91,38 @@ def _split(human, name: str):
 
 
 class _Recorder:
-    """Collects the metric rows and test predictions of one run, checkpoint by checkpoint."""
+    """Collects the metric rows and test predictions of one run, checkpoint by checkpoint, and the
+    time of its phases (``timer``); ``tokens`` is the run's ``TokenCache`` once its model is loaded."""
 
-    def __init__(self, protocol: str, replicate: int, human, params: TeacherParams):
+    def __init__(self, protocol: str, replicate: int, human, params: TeacherParams, timer: PhaseTimer | None = None):
         self.protocol, self.replicate, self.params = protocol, replicate, params
         self.test = human["test"]
         self.rows, self.predictions = [], []
+        self.timer = timer or PhaseTimer()
+        self.tokens: TokenCache | None = None
 
     def evaluate(self, model, tokenizer, checkpoint: int, n_human: int, n_synthetic: int, *, n_added: int | None = None,
-                 positives_seen: int = 0, target_share: float = float("nan")) -> None:
+                 positives_seen: int = 0, target_share: float = float("nan"), stored: Path | None = None) -> None:
+        """Score the test split at one checkpoint and record its row and predictions. With ``stored``
+        (a .npy file), the scores are read from it when it exists, else computed and written there."""
         labels = np.asarray(self.test["label"], dtype=np.int64)
-        scores = predict_proba(model, tokenizer, self.test["text"], max_length=self.params.max_length)
+        with self.timer("evaluation"):
+            if stored is not None and stored.is_file():
+                scores = np.load(stored)
+            else:
+                scores = predict_proba(model, tokenizer, self.test["text"], max_length=self.params.max_length,
+                                       tokens=self.tokens)
+                if stored is not None:
+                    _store_scores(stored, scores)
         n_added = n_synthetic if n_added is None else n_added
         total = n_human + n_synthetic
         share = n_synthetic / total if total else float("nan")
         seen = n_human + n_added
         row = dict(zip(METRIC_COLUMNS, (self.protocol, self.replicate, checkpoint, n_human, n_added, n_synthetic, share,
                                         target_share, positives_seen / seen if seen else float("nan"))))
-        row.update(metrics_module.evaluate(labels, scores, n_resamples=self.params.bootstrap_resamples,
-                                           seed=[self.replicate, checkpoint]))
+        with self.timer("bootstrap_cis"):
+            row.update(metrics_module.evaluate(labels, scores, n_resamples=self.params.bootstrap_resamples,
+                                               seed=[self.replicate, checkpoint]))
         self.rows.append(row)
         self.predictions.append(
             pd.DataFrame(
@@ -125,7 +140,9 @@ class _Recorder:
     def run(self, model, tokenizer, history, used_rows, transfer_texts) -> TeacherRun:
         if transfer_texts is not None:
             transfer_texts = list(transfer_texts)
-            logits = predict_logits(model, tokenizer, transfer_texts, max_length=self.params.max_length)
+            with self.timer("transfer_logits"):
+                logits = predict_logits(model, tokenizer, transfer_texts, max_length=self.params.max_length,
+                                        tokens=self.tokens)
             transfer = pd.DataFrame({"text": transfer_texts, "logit_0": logits[:, 0], "logit_1": logits[:, 1]})
         else:
             transfer = pd.DataFrame(columns=["text", "logit_0", "logit_1"])
@@ -136,9 +153,16 @@ class _Recorder:
             transfer_logits=transfer,
             history=history,
             used_rows=used_rows,
+            phase_seconds=self.timer.as_dict(),
             model=model,
             tokenizer=tokenizer,
         )
+
+
+def _store_scores(path: Path, scores: np.ndarray) -> None:
+    """Write ``scores`` to ``path`` (.npy) beside a cache entry, atomically and with the normal modes."""
+    with io.atomic_path(path) as scratch, open(scratch, "wb") as out:
+        np.save(out, np.asarray(scores, dtype=np.float64))
 
 
 def training_seed(replicate: int, step: int = 0) -> int:
@@ -146,30 +170,55 @@ def training_seed(replicate: int, step: int = 0) -> int:
     return int(replicate) * 10_000 + int(step)
 
 
-def fine_tune_on_human(human, params: TeacherParams, seed: int, cache_dir=None, device=None):
+def base_teacher_entry(human, params: TeacherParams, seed: int, cache_dir, precision: str = "fp32") -> Path | None:
+    """The folder of ``fine_tune_on_human``'s cache entry for these inputs (None without ``cache_dir``).
+
+    Keyed by everything that determines the fine-tune: model, settings, the human training and
+    validation texts and labels, seed, and the precision and batching unless they are the defaults
+    (so fp32 keeps the keys it had before either existed).
+    """
+    if not cache_dir:
+        return None
+    train_texts, train_labels = _split(human, "train")
+    validation = _split(human, "validation")
+    identity = {"model": params.model, "settings": params.model_dump(include={
+        "max_length", "batch_size", "learning_rate", "max_epochs", "patience"}),
+        "train": [train_texts, train_labels.tolist()], "validation": [validation[0], validation[1].tolist()],
+        "seed": seed}
+    if precision != "fp32":
+        identity["precision"] = precision
+    if params.length_bucketing:
+        identity["length_bucketing"] = True
+    return Path(cache_dir) / io.stable_hash(identity, length=16)
+
+
+def fine_tune_on_human(human, params: TeacherParams, seed: int, cache_dir=None, device=None, precision: str = "fp32",
+                       timer: PhaseTimer | None = None):
     """The pre-trained model fine-tuned on human train with early stopping on human validation.
 
-    Returns ``(model, tokenizer, history)``. With ``cache_dir``, the result is stored there keyed
-    by everything that determines it (model, settings, the human texts and labels, seed), so the
-    conditions that share it (every incremental run of a replicate, the replay control, the
-    teacher-agreement filter) compute it once; a cached model is loaded bit-for-bit, so results
-    do not change. Entries are written with the normal file modes.
+    Returns ``(model, tokenizer, history)``, the model set to train and predict in ``precision``
+    (``devices.resolve_precision``). With ``cache_dir``, the result is stored there
+    (``base_teacher_entry``), so the conditions that share it (every incremental run of a
+    replicate, the replay control, the teacher-agreement filter) compute it once; a cached model
+    is loaded bit-for-bit, so results do not change. Entries are written with the normal file
+    modes. ``timer`` times the loading apart from the fine-tune.
     """
     import json
     import shutil
     import tempfile
 
+    timer = timer or PhaseTimer()
     train_texts, train_labels = _split(human, "train")
     validation = _split(human, "validation")
-    key = io.stable_hash({"model": params.model, "settings": params.model_dump(include={
-        "max_length", "batch_size", "learning_rate", "max_epochs", "patience"}),
-        "train": [train_texts, train_labels.tolist()], "validation": [validation[0], validation[1].tolist()],
-        "seed": seed}, length=16)
-    folder = Path(cache_dir) / key if cache_dir else None
+    folder = base_teacher_entry(human, params, seed, cache_dir, precision)
+    key = folder.name if folder is not None else ""
     if folder is not None and (folder / "history.json").is_file():
-        model, tokenizer = load_classifier(str(folder), seed, device)
-        return model, tokenizer, json.loads((folder / "history.json").read_text())
-    model, tokenizer = load_classifier(params.model, seed, device)
+        with timer("loading"):
+            model, tokenizer = load_classifier(str(folder), seed, device)
+        return use_precision(model, precision), tokenizer, json.loads((folder / "history.json").read_text())
+    with timer("loading"):
+        model, tokenizer = load_classifier(params.model, seed, device)
+    use_precision(model, precision)
     history = fine_tune(model, tokenizer, train_texts, train_labels, params, seed, validation=validation)
     if folder is not None:  # written aside, then renamed: a half-written cache entry is never read
         folder.parent.mkdir(parents=True, exist_ok=True)
@@ -187,8 +236,8 @@ def fine_tune_on_human(human, params: TeacherParams, seed: int, cache_dir=None, 
 
 def train_incremental(human, synthetic: pd.DataFrame | None, params: TeacherParams, replicate: int, shares,
                       label_balance: str = "match_human", transfer_texts=None, base_cache_dir=None,
-                      replay: bool = False, what: str = "pool", device=None, item_weights: dict | None = None
-                      ) -> TeacherRun:
+                      replay: bool = False, what: str = "pool", device=None, item_weights: dict | None = None,
+                      precision: str = "fp32") -> TeacherRun:
     """The paper's incremental protocol (or, with ``replay``, its training-steps control).
 
     Checkpoint 0: the pre-trained ``params.model`` fine-tuned on human train with early stopping
@@ -202,6 +251,13 @@ def train_incremental(human, synthetic: pd.DataFrame | None, params: TeacherPara
     stopping). ``n_added`` counts the responses added after the human fine-tune. With
     ``item_weights`` (item -> human training responses) every increment is split across items in
     proportion to the human data, from each item's own synthetic responses.
+
+    The test split is scored at checkpoint 0 and at the checkpoint of each share asked for
+    (``params.evaluate: shares``), or after every increment (``every_increment``); scoring changes
+    nothing in training, so a checkpoint scored by both has the same numbers. With
+    ``base_cache_dir``, checkpoint 0's test scores are kept beside the shared fine-tune, so the
+    replicate's other runs read them instead of predicting again. Training and prediction run in
+    ``precision`` (``devices.resolve_precision``).
     """
     train_texts, train_labels = _split(human, "train")
     n_human = len(train_texts)
@@ -209,11 +265,9 @@ def train_incremental(human, synthetic: pd.DataFrame | None, params: TeacherPara
     schedule = increment_schedule(n_human, shares, params.increment)
     at_share = {count: share for share, count in share_checkpoints(n_human, shares).items()}
     protocol = "replay" if replay else "incremental"
-    recorder = _Recorder(protocol, replicate, human, params)
-
-    model, tokenizer, initial = fine_tune_on_human(human, params, training_seed(replicate), base_cache_dir, device)
-    positives = int(train_labels.sum())
-    recorder.evaluate(model, tokenizer, 0, n_human, 0, positives_seen=positives, target_share=at_share.get(0, 0.0))
+    timer = PhaseTimer()
+    recorder = _Recorder(protocol, replicate, human, params, timer)
+    # the draws first: a pool that cannot supply the schedule stops the run before any training
     if replay:
         chunks = [(np.asarray(train_texts, dtype=object)[rows].tolist(), train_labels[rows])
                   for rows in draw_human_replay(train_labels, schedule, rate, [replicate, 3])]
@@ -221,12 +275,28 @@ def train_incremental(human, synthetic: pd.DataFrame | None, params: TeacherPara
         synthetic = _check_synthetic(synthetic)
         chunks = [(list(chunk["text"]), chunk["label"].to_numpy(dtype=np.int64))
                   for chunk in draw_schedule(synthetic, schedule, rate, [replicate, 1], what, item_weights)]
+
+    with timer("human_fine_tune"):
+        model, tokenizer, initial = fine_tune_on_human(human, params, training_seed(replicate), base_cache_dir, device,
+                                                       precision, timer)
+    recorder.tokens = tokens = TokenCache(tokenizer, params.max_length)
+    positives = int(train_labels.sum())
+    entry = base_teacher_entry(human, params, training_seed(replicate), base_cache_dir, precision)
+    stored = None  # checkpoint 0 is the shared human-only fine-tune: its test scores are kept beside it
+    if entry is not None and entry.is_dir():
+        test_key = io.stable_hash([list(human["test"]["text"]), params.max_length], length=12)
+        stored = entry / f"test_scores-{test_key}.npy"
+    recorder.evaluate(model, tokenizer, 0, n_human, 0, positives_seen=positives, target_share=at_share.get(0, 0.0),
+                      stored=stored)
     steps = []
     for checkpoint, ((texts, labels), count) in enumerate(zip(chunks, schedule), start=1):
-        steps.append(fine_tune(model, tokenizer, texts, labels, params, training_seed(replicate, checkpoint), epochs=1))
+        with timer("increments"):
+            steps.append(fine_tune(model, tokenizer, texts, labels, params, training_seed(replicate, checkpoint),
+                                   epochs=1, tokens=tokens))
         positives += int(np.sum(labels))
-        recorder.evaluate(model, tokenizer, checkpoint, n_human, 0 if replay else count, n_added=count,
-                          positives_seen=positives, target_share=at_share.get(count, float("nan")))
+        if params.evaluate == "every_increment" or count in at_share:
+            recorder.evaluate(model, tokenizer, checkpoint, n_human, 0 if replay else count, n_added=count,
+                              positives_seen=positives, target_share=at_share.get(count, float("nan")))
         report_progress(count, schedule[-1], "responses added")
 
     used_rows = {
@@ -234,19 +304,21 @@ def train_incremental(human, synthetic: pd.DataFrame | None, params: TeacherPara
         "validation": [int(r) for r in human["validation"]["row"]],
     }
     history = {"initial": initial, "increments": steps, "schedule": schedule, "positive_rate_drawn": rate,
-               "label_balance": label_balance, "shares": [float(s) for s in shares]}
+               "label_balance": label_balance, "shares": [float(s) for s in shares], "evaluate": params.evaluate,
+               "precision": precision}
     return recorder.run(model, tokenizer, history, used_rows, transfer_texts)
 
 
 def train_mixed(human, synthetic: pd.DataFrame | None, share: float, params: TeacherParams, replicate: int,
                 label_balance: str = "match_human", transfer_texts=None, what: str = "pool", device=None,
-                item_weights: dict | None = None) -> TeacherRun:
+                item_weights: dict | None = None, precision: str = "fp32") -> TeacherRun:
     """The mixed protocol: fine-tune the pre-trained model on human + synthetic at exactly ``share``.
 
     The synthetic responses are drawn by ``sampling.draw_mixture`` (share 1: synthetic only, as
     many as the human training data), training uses early stopping on human validation, and the
     result is scored once on human test (checkpoint 0). A pool that cannot supply the share
-    raises ``sampling.PoolShortage``: a share is never silently capped.
+    raises ``sampling.PoolShortage``: a share is never silently capped. Training and prediction
+    run in ``precision``.
     """
     synthetic = _check_synthetic(synthetic)
     train_texts, train_labels = _split(human, "train")
@@ -255,10 +327,15 @@ def train_mixed(human, synthetic: pd.DataFrame | None, share: float, params: Tea
     texts = train_texts[:n_human] + list(chosen["text"])
     labels = np.concatenate([train_labels[:n_human], chosen["label"].to_numpy(dtype=np.int64)])
 
-    model, tokenizer = load_classifier(params.model, training_seed(replicate), device)
-    recorder = _Recorder("mixed", replicate, human, params)
-    fit = fine_tune(model, tokenizer, texts, labels, params, training_seed(replicate),
-                    validation=_split(human, "validation"))
+    timer = PhaseTimer()
+    with timer("loading"):
+        model, tokenizer = load_classifier(params.model, training_seed(replicate), device)
+    use_precision(model, precision)
+    recorder = _Recorder("mixed", replicate, human, params, timer)
+    recorder.tokens = tokens = TokenCache(tokenizer, params.max_length)
+    with timer("mixed_fine_tune"):
+        fit = fine_tune(model, tokenizer, texts, labels, params, training_seed(replicate),
+                        validation=_split(human, "validation"), tokens=tokens)
     recorder.evaluate(model, tokenizer, 0, n_human, len(chosen), positives_seen=int(labels.sum()),
                       target_share=float(share))
 
@@ -267,7 +344,7 @@ def train_mixed(human, synthetic: pd.DataFrame | None, share: float, params: Tea
         "validation": [int(r) for r in human["validation"]["row"]],
     }
     history = {"fit": fit, "target_share": float(share), "achieved_share": len(chosen) / len(labels),
-               "synthetic_index": chosen.index.tolist(), "label_balance": label_balance}
+               "synthetic_index": chosen.index.tolist(), "label_balance": label_balance, "precision": precision}
     return recorder.run(model, tokenizer, history, used_rows, transfer_texts)
 
 
@@ -324,6 +401,7 @@ def save_teacher_run(run: TeacherRun, transfer: pd.DataFrame | None, output_dir,
         "used_rows": run.used_rows,
         "history": run.history,
         "model_kept": bool(keep_model),
+        "phase_seconds": run.phase_seconds,
         **(extra or {}),
     }
     report = _plain(report)

@@ -1,4 +1,8 @@
 """The training loop shared by teacher, grader and student: seeds, batches, fine-tuning, prediction.
+
+Training and prediction follow the model: its device (``models.model_device``) and its precision
+(``devices.use_precision``; fp32 unless set). Texts are tokenised once per step by a
+``TokenCache`` handed to every call (one is made per call when none is given).
 """
 
 from __future__ import annotations
@@ -10,10 +14,8 @@ import numpy as np
 from synthmix.core.progress import report_progress
 from synthmix.params import TeacherParams
 from synthmix.steps import metrics as metrics_module
-from synthmix.steps.devices import autocast, grad_scaler, inference_batch_size, pin_memory
+from synthmix.steps.devices import autocast, grad_scaler, inference_batch_size, model_precision, pin_memory
 from synthmix.steps.models import model_device
-
-#: The columns that identify a row of ``TeacherRun.metrics``; the metric columns follow them.
 
 
 # ------------------------------------------------------------------------------- seeding
@@ -70,6 +72,44 @@ def tokenize_batch(tokenizer, texts, max_length: int = 128, pad_to_max_length: b
     )
 
 
+class TokenCache:
+    """Each text's tokens, computed once; batches are padded from them (what a step shares).
+
+    ``batch(texts)`` gives exactly the tensors of ``tokenize_batch(tokenizer, texts, max_length)``
+    (truncated to ``max_length``, padded by the tokenizer's own rule to the longest text of the
+    batch), but a text already seen is not tokenised again: the human training split is batched in
+    every epoch and the test split at every checkpoint.
+    """
+
+    def __init__(self, tokenizer, max_length: int = 128):
+        self.tokenizer, self.max_length = tokenizer, int(max_length)
+        self._encoded: dict[str, dict] = {}
+
+    def encode(self, texts) -> list[dict]:
+        """The tokens of each text (a dict of lists per text), tokenising only the texts not yet seen."""
+        texts = [str(t) for t in texts]
+        missing = list(dict.fromkeys(t for t in texts if t not in self._encoded))
+        if missing:
+            encoded = self.tokenizer(missing, truncation=True, max_length=self.max_length)
+            for position, text in enumerate(missing):
+                self._encoded[text] = {key: values[position] for key, values in encoded.items()}
+        return [self._encoded[t] for t in texts]
+
+    def batch(self, texts, pad_to_max_length: bool = False) -> dict:
+        """The batch's tensors, padded to its longest text (or to ``max_length``)."""
+        rows = self.encode(texts)
+        if pad_to_max_length:
+            return self.tokenizer.pad(rows, padding="max_length", max_length=self.max_length, return_tensors="pt")
+        return self.tokenizer.pad(rows, padding=True, return_tensors="pt")
+
+
+def token_cache(tokenizer, max_length: int, tokens: TokenCache | None = None) -> TokenCache:
+    """``tokens`` when it serves ``tokenizer`` at ``max_length``, else a fresh ``TokenCache``."""
+    if tokens is not None and tokens.tokenizer is tokenizer and tokens.max_length == int(max_length):
+        return tokens
+    return TokenCache(tokenizer, max_length)
+
+
 def iterate_batches(n: int, batch_size: int, generator=None):
     """Index arrays of successive batches over ``n`` examples; shuffled when ``generator`` is given."""
     import torch
@@ -79,31 +119,60 @@ def iterate_batches(n: int, batch_size: int, generator=None):
         yield order[start : start + batch_size]
 
 
-def batches(tokenizer, texts, labels, batch_size: int, max_length: int = 128, generator=None, pad_to_max_length: bool = False):
+def length_buckets(lengths, batch_size: int, generator) -> list[np.ndarray]:
+    """Batches of similar length in a shuffled order (``training.length_bucketing``).
+
+    The examples are shuffled, cut into windows of 50 batches, sorted by length inside each
+    window and cut into batches, and the batches are shuffled: every example once per epoch,
+    less padding, but different batches than ``iterate_batches`` (so not the same results).
+    """
+    import torch
+
+    order = torch.randperm(len(lengths), generator=generator).numpy()
+    lengths = np.asarray(lengths)
+    window = batch_size * 50
+    out = []
+    for start in range(0, len(order), window):
+        part = order[start : start + window]
+        part = part[np.argsort(lengths[part], kind="stable")]
+        out += [part[i : i + batch_size] for i in range(0, len(part), batch_size)]
+    return [out[i] for i in torch.randperm(len(out), generator=generator).tolist()]
+
+
+def batches(tokenizer, texts, labels, batch_size: int, max_length: int = 128, generator=None,
+            pad_to_max_length: bool = False, tokens: TokenCache | None = None, bucketed: bool = False):
     """``(indices, inputs)`` per batch, ``inputs`` holding the tokens and, with ``labels``, ``labels``.
 
-    The order is shuffled by ``generator`` (a seeded ``torch.Generator``) or kept as given.
+    The order is shuffled by ``generator`` (a seeded ``torch.Generator``) or kept as given;
+    ``bucketed`` (with a generator) batches texts of similar length (``length_buckets``).
     """
     import torch
 
     texts = list(texts)
-    for index in iterate_batches(len(texts), batch_size, generator):
-        inputs = tokenize_batch(tokenizer, [texts[i] for i in index], max_length, pad_to_max_length)
+    tokens = token_cache(tokenizer, max_length, tokens)
+    if bucketed and generator is not None:
+        order = length_buckets([len(row["input_ids"]) for row in tokens.encode(texts)], batch_size, generator)
+    else:
+        order = iterate_batches(len(texts), batch_size, generator)
+    for index in order:
+        inputs = tokens.batch([texts[i] for i in index], pad_to_max_length)
         if labels is not None:
             inputs["labels"] = torch.as_tensor(np.asarray(labels)[index], dtype=torch.long)
         yield index, inputs
 
 
 # ----------------------------------------------------------------------------- predicting
-def predict_logits(model, tokenizer, texts, batch_size: int = 64, max_length: int = 128) -> np.ndarray:
+def predict_logits(model, tokenizer, texts, batch_size: int = 64, max_length: int = 128,
+                   tokens: TokenCache | None = None) -> np.ndarray:
     """``(n, 2)`` float logits of ``model`` for ``texts``, in the order given.
 
     Texts are batched in order of length (stable sort) so that little padding is computed;
-    the result is put back in the input order.
+    the result is put back in the input order. Runs in the model's precision.
     """
     import torch
 
     texts = list(texts)
+    tokens = token_cache(tokenizer, max_length, tokens)
     out = np.zeros((len(texts), model.config.num_labels), dtype=np.float32)
     if not texts:
         return out
@@ -112,10 +181,10 @@ def predict_logits(model, tokenizer, texts, batch_size: int = 64, max_length: in
     model.eval()
     device = model_device(model)
     batch_size = inference_batch_size(device, batch_size)
-    with torch.inference_mode(), autocast(device):
+    with torch.inference_mode(), autocast(device, model_precision(model)):
         for start in range(0, len(texts), batch_size):
             index = order[start : start + batch_size]
-            inputs = to_device(tokenize_batch(tokenizer, [texts[i] for i in index], max_length), device)
+            inputs = to_device(tokens.batch([texts[i] for i in index]), device)
             out[index] = model(**inputs).logits.float().cpu().numpy()
     model.train(was_training)
     return out
@@ -135,9 +204,10 @@ def softmax_positive(logits: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(logits[:, 0] - logits[:, 1]))
 
 
-def predict_proba(model, tokenizer, texts, batch_size: int = 64, max_length: int = 128) -> np.ndarray:
+def predict_proba(model, tokenizer, texts, batch_size: int = 64, max_length: int = 128,
+                  tokens: TokenCache | None = None) -> np.ndarray:
     """P(label 1) for each text: the teacher's score, as ``metrics.evaluate`` wants it."""
-    return softmax_positive(predict_logits(model, tokenizer, texts, batch_size, max_length))
+    return softmax_positive(predict_logits(model, tokenizer, texts, batch_size, max_length, tokens))
 
 
 # ----------------------------------------------------------------------------- fine-tuning
@@ -151,6 +221,7 @@ def fine_tune(
     validation=None,
     epochs: int | None = None,
     pad_to_max_length: bool = False,
+    tokens: TokenCache | None = None,
 ) -> dict:
     """Train ``model`` in place with AdamW (``params.learning_rate``, constant) and return a history.
 
@@ -161,7 +232,9 @@ def fine_tune(
     validation loss) are restored. Validation *loss* rather than AUC is used because it still
     moves when a small validation split is already perfectly ranked. Without validation the
     model trains exactly ``epochs`` passes (default ``params.max_epochs``); ``epochs=1`` is one
-    pass, as used for each synthetic increment. A fresh optimizer is made on every call.
+    pass, as used for each synthetic increment. A fresh optimizer is made on every call. The
+    forward pass runs in the model's precision (``devices.use_precision``); ``tokens`` is the
+    step's ``TokenCache``; ``params.length_bucketing`` batches texts of similar length.
 
     Returns ``{"epochs_run", "best_epoch", "train_losses", "validation_losses",
     "validation_auc", "stopped_early", "n_train"}`` (losses are per-epoch means).
@@ -184,17 +257,18 @@ def fine_tune(
     set_seed(seed)
     generator = _generator(seed)
     optimizer = make_optimizer(model, params.learning_rate)
-    device = model_device(model)
-    scaler = grad_scaler(device)  # disabled (a pass-through) on the CPU and for bf16
+    device, precision = model_device(model), model_precision(model)
+    scaler = grad_scaler(device, precision)  # disabled (a pass-through) except for fp16 on CUDA
+    tokens = token_cache(tokenizer, params.max_length, tokens)
+    bucketed = bool(getattr(params, "length_bucketing", False))
     best_loss, best_state, waited = float("inf"), None, 0
 
     for epoch in range(1, max_epochs + 1):
         model.train()
         losses = []
-        for _, inputs in batches(
-            tokenizer, train_texts, train_labels, params.batch_size, params.max_length, generator, pad_to_max_length
-        ):
-            with autocast(device):
+        for _, inputs in batches(tokenizer, train_texts, train_labels, params.batch_size, params.max_length, generator,
+                                 pad_to_max_length, tokens, bucketed):
+            with autocast(device, precision):
                 loss = model(**to_device(inputs, device)).loss
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
@@ -211,7 +285,7 @@ def fine_tune(
             continue
 
         val_texts, val_labels = list(validation[0]), np.asarray(validation[1], dtype=np.int64)
-        logits = predict_logits(model, tokenizer, val_texts, max(params.batch_size, 32), params.max_length)
+        logits = predict_logits(model, tokenizer, val_texts, max(params.batch_size, 32), params.max_length, tokens)
         val_loss = float(
             torch.nn.functional.cross_entropy(torch.as_tensor(logits), torch.as_tensor(val_labels))
         )
