@@ -35,6 +35,7 @@ and are measured against a known truth by the calibration on real data
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import asdict, dataclass, replace
 from typing import Callable
@@ -95,6 +96,11 @@ class ResamplingDesign:
         return self.draw_size / self.pool_size if self.shared_pool and self.pool_size else 0.0
 
     @property
+    def train_overlap(self) -> float:
+        """Expected share of one replicate's training (and validation) responses another replicate also trains on."""
+        return self.n_train / self.total if self.total else 0.0
+
+    @property
     def correlation(self) -> float:
         """rho, the correlation between two replicates' results that the corrected t assumes: the
         largest overlap of anything they share (Nadeau & Bengio's n_test / n for the resplits)."""
@@ -115,7 +121,80 @@ class ResamplingDesign:
         if self.shared_pool:
             words += (f" and draw {self.draw_size} of one shared pool of {self.pool_size} "
                       f"(two draws share about {self.pool_overlap:.0%})")
-        return words + f"; assumed correlation between replicates {self.correlation:.2f}"
+        return words
+
+
+@dataclass(frozen=True)
+class EvaluationNoise:
+    """The test-sampling noise of per-replicate paired AUC differences, estimated from their test predictions.
+
+    variance: mean over replicates of the DeLong variance of a replicate's difference (what sampling its
+    test responses adds); covariance: mean over pairs of replicates of the covariance of that noise,
+    from the test responses both score (DeLong placements; Hanley & McNeil's correlated-AUC idea
+    across replicates); pairs: how many replicate pairs it averages.
+    """
+
+    variance: float
+    covariance: float
+    pairs: int
+
+    def influence_correlation(self, test_overlap: float) -> float:
+        """kappa: how alike two replicates' differences respond to the same test response (0..1): the
+        covariance over what it would be if every shared response moved both differences alike."""
+        if not (self.variance > 0 and test_overlap > 0):
+            return 1.0
+        return float(np.clip(self.covariance / (test_overlap * self.variance), 0.0, 1.0))
+
+
+def auc_difference_influence(labels, scores_a, scores_b) -> np.ndarray:
+    """Per test response, its first-order contribution to AUC(scores_a) - AUC(scores_b) on this test set.
+
+    DeLong's placements: a positive's share of negatives ranked below it (ties 1/2), a negative's share
+    of positives ranked above it; the contribution is (placement - AUC) of a minus that of b, divided
+    by the size of the response's class, so the noise of the difference is about their sum.
+    """
+    labels = np.asarray(labels, dtype=int)
+    positive = labels == 1
+    n1, n0 = int(positive.sum()), int((~positive).sum())
+    influence = np.zeros(labels.size)
+    if n1 == 0 or n0 == 0:
+        return influence
+    for sign, scores in ((1.0, np.asarray(scores_a, dtype=float)), (-1.0, np.asarray(scores_b, dtype=float))):
+        negatives, positives = np.sort(scores[~positive]), np.sort(scores[positive])
+        s1, s0 = scores[positive], scores[~positive]
+        below = np.searchsorted(negatives, s1, "left") + 0.5 * (np.searchsorted(negatives, s1, "right")
+                                                                 - np.searchsorted(negatives, s1, "left"))
+        above = n1 - np.searchsorted(positives, s0, "right") + 0.5 * (np.searchsorted(positives, s0, "right")
+                                                                      - np.searchsorted(positives, s0, "left"))
+        auc = below.sum() / (n1 * n0)
+        influence[positive] += sign * (below / n0 - auc) / n1
+        influence[~positive] += sign * (above / n1 - auc) / n0
+    return influence
+
+
+def evaluation_noise(replicates) -> EvaluationNoise:
+    """``EvaluationNoise`` from per-replicate test predictions of both arms.
+
+    ``replicates``: one ``(ids, labels, scores_a, scores_b)`` per replicate, ``ids`` naming each test
+    response the same way in every replicate (the data set's row), so responses two replicates both
+    test on can be matched.
+    """
+    pieces = []
+    for ids, labels, scores_a, scores_b in replicates:
+        labels = np.asarray(labels, dtype=int)
+        influence = auc_difference_influence(labels, scores_a, scores_b)
+        n1, n0 = int(labels.sum()), int(labels.size - labels.sum())
+        scale = np.where(labels == 1, n1 / max(n1 - 1, 1), n0 / max(n0 - 1, 1))
+        order = np.argsort(np.asarray(ids), kind="mergesort")
+        pieces.append((np.asarray(ids)[order], influence[order], float((influence**2 * scale).sum())))
+    if not pieces:
+        return EvaluationNoise(NAN, NAN, 0)
+    covariances = []
+    for (ids_a, inf_a, _), (ids_b, inf_b, _) in itertools.combinations(pieces, 2):
+        _, at_a, at_b = np.intersect1d(ids_a, ids_b, assume_unique=True, return_indices=True)
+        covariances.append(float(inf_a[at_a] @ inf_b[at_b]))
+    return EvaluationNoise(float(np.mean([v for _, _, v in pieces])), float(np.mean(covariances)) if covariances else NAN,
+                     len(covariances))
 
 
 @dataclass
@@ -241,13 +320,33 @@ def responses_for_power(sd: float, replicates: int, distance: float, alpha: floa
 
 
 # ------------------------------------------------------------------------- paired differences
+def variance_floor(sd: float, design: ResamplingDesign, noise: EvaluationNoise | None = None) -> float:
+    """The part of the variance of the replicates' mean that no number of replicates removes.
+
+    Without test predictions (``noise`` None): Nadeau & Bengio's sd**2 * rho / (1 - rho), rho the
+    largest overlap of the design. With them: the covariance of two replicates' test noise, measured
+    on the responses both test on (``EvaluationNoise.covariance``), plus, for the rest of the spread (training
+    sets, pool draws), rho_rest / (1 - rho_rest) times its within-data-set part, where rho_rest is the
+    overlap of what else replicates share (training responses, or a shared pool's draws, the larger)
+    scaled by the influence correlation kappa measured on the test responses.
+    """
+    if noise is None or not (math.isfinite(noise.variance) and math.isfinite(noise.covariance)):
+        return sd * sd * design.inflation
+    test_floor = max(noise.covariance, 0.0)
+    rest_within = max(sd * sd - (noise.variance - test_floor), 0.0)
+    rho_rest = noise.influence_correlation(design.test_overlap) * max(design.train_overlap, min(design.pool_overlap, 0.95))
+    return test_floor + rho_rest / (1 - rho_rest) * rest_within
+
+
 def judge_paired(differences, direction: str, margin: float, *, alpha: float = 0.05, power: float = 0.8,
-                 design: ResamplingDesign | None = None) -> Judgement:
+                 design: ResamplingDesign | None = None, noise: EvaluationNoise | None = None) -> Judgement:
     """Judge per-replicate paired differences (one per replicate) against ``+margin`` in ``direction``.
 
-    The interval is the (1 - 2 alpha) corrected resampled t interval for the expected difference
-    (``se = sd * sqrt(1/R + design.inflation)``, t on R - 1 df); ``design=None`` treats the
-    replicates as independent. See the module docstring for the verdicts, position and power.
+    The interval is the (1 - 2 alpha) overlap-corrected t interval for the expected difference:
+    ``se = sqrt(sd**2 / R + variance_floor(sd, design, noise))`` with t on R - 1 df. ``design=None``
+    treats the replicates as independent; ``noise`` (``evaluation_noise(...)`` of the replicates' test
+    predictions) measures the test part of the floor instead of assuming it. See the module docstring
+    for the verdicts, position and power.
     """
     if direction not in DIRECTIONS:
         raise ValueError(f"direction must be one of {DIRECTIONS}; got {direction!r}")
@@ -257,7 +356,9 @@ def judge_paired(differences, direction: str, margin: float, *, alpha: float = 0
     values = np.asarray(differences, dtype=float).ravel()
     values = values[np.isfinite(values)]
     replicates, level = int(values.size), 1 - 2 * alpha
-    method = ("mean of per-replicate paired differences; corrected resampled t (Nadeau & Bengio 2003) on R - 1 df, "
+    floor_words = ("test-noise covariance measured on shared test responses, the rest scaled by overlap x kappa"
+                   if noise is not None else "Nadeau & Bengio's rho = overlap")
+    method = (f"mean of per-replicate paired differences; overlap-corrected t on R - 1 df ({floor_words}); "
               f"{design.describe()}")
     if replicates == 0:
         return not_tested(direction, margin, "no replicate has both arms")
@@ -266,7 +367,10 @@ def judge_paired(differences, direction: str, margin: float, *, alpha: float = 0
         return Judgement("inconclusive", direction, estimate, NAN, NAN, level, margin, "crosses", 1,
                          what_would_decide="At least 2 replicates are needed for an interval.", method=method)
     sd = float(values.std(ddof=1))
-    inflation = design.inflation
+    floor = variance_floor(sd, design, noise)
+    inflation = floor / (sd * sd) if sd > 0 else 0.0
+    method += f"; floor of variance {floor:.2g} (correlation between replicates about {floor / (floor + sd * sd):.2f})" \
+        if floor > 0 and sd > 0 else ""
     se = sd * math.sqrt(1 / replicates + inflation)
     half = float(sps.t.ppf(1 - alpha, replicates - 1)) * se
     low, high = estimate - half, estimate + half
@@ -275,35 +379,49 @@ def judge_paired(differences, direction: str, margin: float, *, alpha: float = 0
     needed = replicates_for_power(sd, margin, alpha, power, inflation)
     judgement = Judgement(verdict, direction, estimate, low, high, level, margin, position_of(low, high, -margin, margin),
                           replicates, se, replicates - 1, now, needed, method=method)
-    judgement.what_would_decide = _what_would_decide(judgement, sd, alpha, power, design)
+    judgement.what_would_decide = _what_would_decide(judgement, sd, alpha, power, design, inflation)
     return judgement
 
 
-def _what_would_decide(j: Judgement, sd: float, alpha: float, power: float, design: ResamplingDesign) -> str:
+def power_at(judgement: Judgement, distance: float, alpha: float | None = None) -> float:
+    """P(decisive verdict) of the judgement's own rule (its se and df) if the truth lay ``distance`` beyond the margin."""
+    if not (math.isfinite(judgement.se) and judgement.se > 0 and math.isfinite(judgement.df)):
+        return NAN
+    alpha = alpha if alpha is not None else (1 - judgement.ci_level) / 2
+    return float(sps.nct.sf(sps.t.ppf(1 - alpha, judgement.df), judgement.df, distance / judgement.se))
+
+
+def _what_would_decide(j: Judgement, sd: float, alpha: float, power: float, design: ResamplingDesign,
+                       inflation: float) -> str:
     truths = f"when the truth lies one margin ({j.margin:g}) from it (0 or {2 * j.margin:g})"
     if j.verdict in ("supported", "contradicted"):
         return (f"Decided with {j.replicates} replicates; the rule has {j.power:.0%} power to decide {truths}.")
     if j.replicates_needed is not None:
         return (f"About {j.replicates_needed} replicates would give {power:.0%} power to decide {truths}; "
                 f"with {j.replicates} the power is {j.power:.0%}.")
-    floor = sd * math.sqrt(design.inflation)
-    responses = responses_for_power(sd, j.replicates, j.margin, alpha, power, design.inflation, design.total)
+    floor = sd * math.sqrt(inflation)
+    responses = responses_for_power(sd, j.replicates, j.margin, alpha, power, inflation, design.total)
     more = (f"; about {responses} human-coded responses (same fractions, {j.replicates} replicates) would give "
             f"{power:.0%} power, if the spread between replicates shrinks as 1/sqrt(responses) as test-sampling "
             "noise does" if responses else "")
     return (f"No number of replicates decides: they resplit the same {design.total} responses, so the standard "
             f"error cannot fall below {floor:.3f} and the power {truths} stays below "
-            f"{power_limit(sd, j.margin, alpha, design.inflation):.0%}{more}.")
+            f"{power_limit(sd, j.margin, alpha, inflation):.0%}{more}.")
 
 
 def as_ratio(judgement: Judgement, margin: float) -> Judgement:
-    """A judgement of mean log ratios shown on the ratio scale: exp of estimate and bounds, margin as a ratio."""
-    return replace(judgement, estimate=math.exp(judgement.estimate), ci_low=math.exp(judgement.ci_low),
-                   ci_high=math.exp(judgement.ci_high), margin=margin, scale="ratio",
-                   position=position_of(math.exp(judgement.ci_low), math.exp(judgement.ci_high), 1 / margin, margin)
-                   if math.isfinite(judgement.ci_low) else judgement.position,
-                   what_would_decide=judgement.what_would_decide.replace(f"({math.log(margin):g})",
-                                                                         f"(a factor {margin:g})"))
+    """A judgement of mean log ratios (margin log(margin)) shown on the ratio scale: exp of estimate and bounds."""
+    log_margin = math.log(margin)
+    words = judgement.what_would_decide.replace(
+        f"one margin ({log_margin:g}) from it (0 or {2 * log_margin:g})", f"a factor {margin:g} from the margin "
+        f"(1 or {margin * margin:g})").replace("the standard error cannot", "the standard error of the log ratio cannot")
+    finite = math.isfinite(judgement.ci_low) and math.isfinite(judgement.ci_high)
+    low = math.exp(judgement.ci_low) if finite else NAN
+    high = math.exp(judgement.ci_high) if finite else NAN
+    return replace(judgement, estimate=math.exp(judgement.estimate) if math.isfinite(judgement.estimate) else NAN,
+                   ci_low=low, ci_high=high, margin=margin, scale="ratio", what_would_decide=words,
+                   position=position_of(low, high, 1 / margin, margin) if finite else judgement.position,
+                   method="geometric mean of per-replicate ratios (mean log ratio); " + judgement.method)
 
 
 # ------------------------------------------------------------------------------ spread (2a)
@@ -327,24 +445,35 @@ def pitman_morgan_interval(x, y, alpha: float) -> tuple[float, float]:
     return math.sqrt(ratio * (k - math.sqrt(k * k - 1))), math.sqrt(ratio * (k + math.sqrt(k * k - 1)))
 
 
-def _pitman_morgan_power(n: int, r: float, margin: float, alpha: float, sims: int = 4000) -> float:
-    """P(decisive verdict) of the Pitman–Morgan rule with n pairs of correlation r, at SD ratios one margin
-    from the boundary (margin**2 for supported, 1 for contradicted; the smaller of the two), by simulation."""
-    rng = np.random.default_rng([n, 7])
+def _pitman_morgan_noncentrality(ratio: float, margin: float, r: float) -> float:
+    """Fisher's z of corr(x + m y, x - m y) when SD(x) / SD(y) = ratio, m = margin and corr(x, y) = r:
+    the effect the Pitman–Morgan test of "ratio = margin" sees."""
+    a, b = ratio * ratio, margin * margin
+    rho = (a - b) / math.sqrt((a + b) ** 2 - 4 * a * b * r * r)
+    return math.atanh(float(np.clip(rho, -0.999999, 0.999999)))
+
+
+def pitman_morgan_power(n: int, r: float, margin: float, alpha: float) -> float:
+    """P(decisive verdict) of the Pitman–Morgan rule with n pairs of correlation r when the true SD ratio lies a
+    factor ``margin`` from the margin (margin**2: supported; 1: contradicted; the smaller), by Fisher's z."""
+    if n < 4:
+        return NAN
     r = float(np.clip(r, -0.95, 0.95))
-    t = float(sps.t.ppf(1 - alpha, n - 2))
-    rates = []
-    for truth, decisive in ((margin**2, "low"), (1.0, "high")):
-        y = rng.standard_normal((sims, n))
-        x = truth * (r * y + math.sqrt(1 - r * r) * rng.standard_normal((sims, n)))
-        vx, vy = x.var(axis=1, ddof=1), y.var(axis=1, ddof=1)
-        xc, yc = x - x.mean(axis=1, keepdims=True), y - y.mean(axis=1, keepdims=True)
-        rr = (xc * yc).sum(axis=1) / np.sqrt((xc**2).sum(axis=1) * (yc**2).sum(axis=1))
-        k = 1 + 2 * (1 - rr**2) * t * t / (n - 2)
-        low = np.sqrt(vx / vy * (k - np.sqrt(k * k - 1)))
-        high = np.sqrt(vx / vy * (k + np.sqrt(k * k - 1)))
-        rates.append(float(np.mean(low > margin) if decisive == "low" else np.mean(high < margin)))
-    return min(rates)
+    z = min(abs(_pitman_morgan_noncentrality(margin * margin, margin, r)),
+            abs(_pitman_morgan_noncentrality(1.0, margin, r)))
+    return float(sps.norm.cdf(z * math.sqrt(n - 3) - sps.norm.ppf(1 - alpha)))
+
+
+def pitman_morgan_replicates(r: float, margin: float, alpha: float, power: float) -> int:
+    """The replicates at which ``pitman_morgan_power`` reaches ``power``."""
+    r = float(np.clip(r, -0.95, 0.95))
+    z = min(abs(_pitman_morgan_noncentrality(margin * margin, margin, r)),
+            abs(_pitman_morgan_noncentrality(1.0, margin, r)))
+    return max(4, int(math.ceil(3 + ((sps.norm.ppf(1 - alpha) + sps.norm.ppf(power)) / z) ** 2)))
+
+
+def _percent(value: float) -> str:
+    return f"{value:.0%}" if math.isfinite(value) else "n/a (fewer than 4 replicates)"
 
 
 def judge_sd_ratio_paired(x, y, direction: str, margin: float, *, alpha: float = 0.05,
@@ -369,16 +498,15 @@ def judge_sd_ratio_paired(x, y, direction: str, margin: float, *, alpha: float =
     estimate = float(x.std(ddof=1) / y.std(ddof=1))
     low, high = pitman_morgan_interval(x, y, alpha)
     r = float(np.corrcoef(x, y)[0, 1])
-    now = _pitman_morgan_power(n, r, margin, alpha)
-    needed = _smallest(lambda size: _pitman_morgan_power(size, r, margin, alpha) >= power, n, 2000)
+    now = pitman_morgan_power(n, r, margin, alpha)
+    needed = pitman_morgan_replicates(r, margin, alpha, power)
     verdict = decide(low, high, direction, margin)
     truths = f"when the true ratio lies a factor {margin:g} from the margin (1 or {margin ** 2:g})"
     if verdict in ("supported", "contradicted"):
-        words = f"Decided with {n} replicates; the rule has {now:.0%} power to decide {truths}."
-    elif needed is not None:
-        words = f"About {needed} replicates would give {power:.0%} power to decide {truths}; with {n} it is {now:.0%}."
+        words = f"Decided with {n} replicates; the rule has {_percent(now)} power to decide {truths}."
     else:
-        words = f"More than 2000 replicates would be needed for {power:.0%} power {truths}."
+        words = (f"About {needed} replicates would give {power:.0%} power to decide {truths}; with {n} it is "
+                 f"{_percent(now)}.")
     return Judgement(verdict, direction, estimate, low, high, level, margin,
                      position_of(low, high, 1 / margin, margin), n, NAN, n - 2, now, needed, words, method, "ratio")
 
@@ -426,209 +554,3 @@ def judge_every(parts: dict[str, Callable[[float], Judgement]], direction: str, 
                          f"{first.method}", first.scale)
     return combined, at_alpha
 
-
-# ============================================================================ legacy (old rule)
-# The two-level bootstrap with t on R - 1 df, kept only until analysis/claims.py moves to
-# judge_paired (same branch); the calibration keeps its own labelled copy to show its failure.
-OUTCOMES = ("above", "below", "within", "crosses")
-
-
-@dataclass
-class PairedEffect:
-    """Per-replicate paired differences: ``estimates[r]`` on replicate r's test split, and
-    ``draws[r, b]`` the same difference on the b-th resample of that test split (or None)."""
-
-    estimates: np.ndarray
-    draws: np.ndarray | None = None
-
-    def __post_init__(self):
-        self.estimates = np.asarray(self.estimates, dtype=float)
-        if self.draws is not None:
-            self.draws = np.asarray(self.draws, dtype=float)
-            if self.draws.ndim != 2 or self.draws.shape[0] != self.estimates.size:
-                raise ValueError(f"draws must be (replicates, resamples); got {self.draws.shape} for "
-                                 f"{self.estimates.size} replicates")
-
-    @property
-    def replicates(self) -> int:
-        """Number of replicates with an estimate."""
-        return int(np.isfinite(self.estimates).sum())
-
-
-@dataclass
-class _OldJudgement:
-    """The old rule's judgement (legacy, see above)."""
-
-    outcome: str  # one of OUTCOMES, or "no data"
-    estimate: float
-    ci_low: float
-    ci_high: float
-    ci_level: float
-    margin: float
-    replicates: int
-    se: float
-    mde: float
-    replicates_needed: float
-    power_at_margin: float
-
-    def as_dict(self) -> dict:
-        """Plain JSON-ready values (nan becomes None)."""
-        return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in asdict(self).items()}
-
-
-def classify(ci_low: float, ci_high: float, low_margin: float, high_margin: float) -> str:
-    """Where an interval lies relative to (low_margin, high_margin): above, below, within or crosses."""
-    if not (math.isfinite(ci_low) and math.isfinite(ci_high)):
-        return "crosses"
-    if ci_low > high_margin:
-        return "above"
-    if ci_high < low_margin:
-        return "below"
-    if ci_low > low_margin and ci_high < high_margin:
-        return "within"
-    return "crosses"
-
-
-def effect_interval(effect: PairedEffect, alpha: float = 0.05, n_boot: int = 2000, seed=0):
-    """``(mean, low, high, se)``: the mean paired difference and its (1 - 2 alpha) interval.
-
-    With inner draws, the standard error is that of a two-level bootstrap: replicates are drawn
-    with replacement, and for each the difference on one resample of its test responses, so
-    both the variation between replicates (split, training seed, synthetic draw) and the
-    sampling of test responses are carried (the R/(R-1) factor undoes the bootstrap's
-    small-sample shrinkage). Without draws it is the plain SD / sqrt(R). The interval uses
-    Student's t on R - 1 degrees of freedom. Fewer than 2 replicates: no interval (nan).
-    """
-    keep = np.isfinite(effect.estimates)
-    estimates = effect.estimates[keep]
-    replicates = estimates.size
-    if replicates == 0:
-        return float("nan"), float("nan"), float("nan"), float("nan")
-    mean = float(estimates.mean())
-    if replicates < 2:
-        return mean, float("nan"), float("nan"), float("nan")
-    if effect.draws is None:
-        se = float(estimates.std(ddof=1) / math.sqrt(replicates))
-    else:
-        draws = effect.draws[keep]
-        rng = np.random.default_rng(seed)
-        columns = draws.shape[1]
-        picks = rng.integers(0, replicates, size=(n_boot, replicates))
-        inner = rng.integers(0, columns, size=(n_boot, replicates))
-        boot = np.nanmean(draws[picks, inner], axis=1)
-        se = float(np.nanstd(boot, ddof=1) * math.sqrt(replicates / (replicates - 1)))
-    quantile = float(sps.t.ppf(1 - alpha, replicates - 1))
-    return mean, mean - quantile * se, mean + quantile * se, se
-
-
-def paired_power(replicates: int, sd: float, margin: float, alpha: float, power: float) -> tuple[float, float, float]:
-    """``(mde, replicates_needed, power_at_margin)`` for a paired difference with replicate SD ``sd``.
-
-    mde: the smallest true difference a one-sided paired t-test at ``alpha`` detects with
-    ``power`` at this number of replicates; replicates_needed: the number at which a difference
-    the size of ``margin`` is detected with ``power`` (so a true effect of twice the margin would
-    be judged beyond the margin); power_at_margin: the power now. From statsmodels' TTestPower.
-    """
-    from statsmodels.stats.power import TTestPower
-
-    nan = float("nan")
-    if replicates < 2 or not (math.isfinite(sd) and sd > 0):
-        return nan, nan, nan
-    solver = TTestPower()
-    try:
-        d = solver.solve_power(nobs=replicates, alpha=alpha, power=power, alternative="larger")
-        mde = float(d) * sd
-    except Exception:  # noqa: BLE001 - the solver found no root
-        mde = nan
-    try:
-        needed = float(math.ceil(solver.solve_power(effect_size=margin / sd, alpha=alpha, power=power,
-                                                    alternative="larger")))
-    except Exception:  # noqa: BLE001
-        needed = nan
-    now = float(solver.power(effect_size=margin / sd, nobs=replicates, alpha=alpha, alternative="larger"))
-    return mde, max(needed, 2.0) if math.isfinite(needed) else needed, now
-
-
-def judge_difference(effect: PairedEffect, margin: float, alpha: float = 0.05, power: float = 0.8,
-                     n_boot: int = 2000, seed=0) -> '_OldJudgement':
-    """Judge a paired difference against ``±margin`` (see the module docstring)."""
-    mean, low, high, se = effect_interval(effect, alpha, n_boot, seed)
-    replicates = effect.replicates
-    if replicates == 0:
-        return _OldJudgement("no data", *(float("nan"),) * 3, 1 - 2 * alpha, margin, 0, *(float("nan"),) * 4)
-    sd = se * math.sqrt(replicates) if math.isfinite(se) else float("nan")
-    mde, needed, now = paired_power(replicates, sd, margin, alpha, power)
-    outcome = classify(low, high, -margin, margin) if replicates >= 2 else "crosses"
-    return _OldJudgement(outcome, mean, low, high, 1 - 2 * alpha, margin, replicates, se, mde, needed, now)
-
-
-# --------------------------------------------------------------------------- spread
-def pooled_variance(groups: list[np.ndarray]) -> tuple[float, int]:
-    """``(variance, degrees of freedom)`` pooled over groups (each with its own mean)."""
-    groups = [np.asarray(g, dtype=float)[np.isfinite(g)] for g in groups]
-    dof = sum(max(g.size - 1, 0) for g in groups)
-    if dof == 0:
-        return float("nan"), 0
-    return float(sum(((g - g.mean()) ** 2).sum() for g in groups if g.size) / dof), dof
-
-
-def sd_ratio_power(dof_high: int, dof_low: int, ratio: float, alpha: float) -> float:
-    """Power of the one-sided F test (variance ratio > 1 at ``alpha``) when the true SD ratio is ``ratio``."""
-    if dof_high < 1 or dof_low < 1:
-        return float("nan")
-    critical = sps.f.isf(alpha, dof_high, dof_low)
-    return float(sps.f.sf(critical / ratio**2, dof_high, dof_low))
-
-
-def judge_sd_ratio(high: list[np.ndarray], low: np.ndarray, margin: float, alpha: float = 0.05,
-                   power: float = 0.8, max_replicates: int = 1000) -> '_OldJudgement':
-    """Judge SD(high groups, pooled) / SD(low) against ``margin`` (> 1) and ``1 / margin``.
-
-    The (1 - 2 alpha) interval is the F interval of the variance ratio (normal values, groups
-    treated as independent: when they share replicates, and so are positively correlated, it is
-    conservative). mde: the smallest SD ratio the one-sided F test detects with ``power`` now;
-    replicates_needed: replicates per temperature for ``power`` at an SD ratio of ``margin``.
-    """
-    var_high, dof_high = pooled_variance(high)
-    low = np.asarray(low, dtype=float)[np.isfinite(low)]
-    dof_low = max(low.size - 1, 0)
-    var_low = float(low.var(ddof=1)) if dof_low else float("nan")
-    level = 1 - 2 * alpha
-    replicates = int(low.size)
-    if dof_high < 1 or dof_low < 1 or not var_low > 0:
-        return _OldJudgement("crosses", float("nan"), float("nan"), float("nan"), level, margin, replicates,
-                         float("nan"), float("nan"), float("nan"), float("nan"))
-    observed = var_high / var_low
-    ratio = math.sqrt(observed)
-    ci_low = math.sqrt(observed / sps.f.isf(alpha, dof_high, dof_low))
-    ci_high = math.sqrt(observed / sps.f.ppf(alpha, dof_high, dof_low))
-    critical = sps.f.isf(alpha, dof_high, dof_low)
-    mde = math.sqrt(critical / sps.f.ppf(1 - power, dof_high, dof_low))
-    groups_high = max(len([g for g in high if np.size(g) > 1]), 1)
-    needed = float("nan")
-    for n in range(2, max_replicates + 1):
-        if sd_ratio_power(groups_high * (n - 1), n - 1, margin, alpha) >= power:
-            needed = float(n)
-            break
-    now = sd_ratio_power(dof_high, dof_low, margin, alpha)
-    outcome = classify(ci_low, ci_high, 1 / margin, margin)
-    return _OldJudgement(outcome, ratio, ci_low, ci_high, level, margin, replicates, float("nan"), mde, needed, now)
-
-
-# ------------------------------------------------------------------------ test sampling
-def auc_on_resamples(labels, scores, counts) -> np.ndarray:
-    """AUC of ``scores`` on each row of ``counts`` (how often each test response is drawn).
-
-    Rank-based with ties counted as 1/2; nan for a resample with one class.
-    """
-    from synthmix.steps.metrics import _metric_values, _Prepared  # the bootstrap's own vectorised AUC
-
-    labels = np.asarray(labels, dtype=np.int64)
-    prepared = _Prepared(labels, np.asarray(scores, dtype=float), 0.5)
-    return _metric_values(np.asarray(counts)[:, prepared.order], prepared, ["auc"])["auc"]
-
-
-def test_resamples(n_items: int, n_resamples: int, seed) -> np.ndarray:
-    """``(n_resamples, n_items)`` counts of a bootstrap of ``n_items`` test responses."""
-    rng = np.random.default_rng(seed)
-    return rng.multinomial(n_items, np.full(n_items, 1.0 / n_items), size=n_resamples)
