@@ -448,7 +448,7 @@ def test_verdicts_forest_plot_draws_each_estimate_against_its_margin():
     assert "not tested" in [t.get_text() for t in differences.texts]
     labels = [t.get_text() for t in differences.get_yticklabels()]
     assert "1 · incremental, t = 0.3 (primary: supported)" in labels
-    assert "96.7%" in caption and "90%" in caption and "\n" not in caption
+    assert "96.7% for primary verdicts" in caption and "90% for secondary" in caption and "\n" not in caption
     plt.close(fig)
     fig, caption = figures.plot_verdicts([])
     assert caption == "No claim was judged."

@@ -302,7 +302,9 @@ def plot_verdicts(records: list[dict]):
     kinds = [("difference", [r for r in records if not _is_ratio(r)]), ("ratio", [r for r in records if _is_ratio(r)])]
     kinds = [(kind, rows) for kind, rows in kinds if rows]
     counts = [len(rows) for _, rows in kinds]
-    fig, axes = plt.subplots(len(kinds), 1, figsize=(10, 1.4 * len(kinds) + 0.45 * sum(counts)), squeeze=False,
+    import textwrap
+
+    fig, axes = plt.subplots(len(kinds), 1, figsize=(12, 1.4 * len(kinds) + 0.6 * sum(counts)), squeeze=False,
                              gridspec_kw={"height_ratios": [n + 1.5 for n in counts]})
     levels = set()
     for ax, (kind, rows) in zip(axes[:, 0], kinds):
@@ -324,22 +326,27 @@ def plot_verdicts(records: list[dict]):
                 ax.plot([low, high], [y, y], color=colour, linewidth=4 if primary else 2, solid_capstyle="butt")
                 levels.add(record.get("ci_level"))
             ax.plot(estimate, y, "o", color=colour, markersize=9 if primary else 7)
-        ax.set_yticks(range(len(rows)), [f"{r.get('id', '')} · {r.get('part') or 'whole claim'} "
-                                         f"({r.get('role') or 'verdict'}: {r.get('verdict')})"
-                                         for r in reversed(rows)], fontsize=8)
+        ax.set_yticks(range(len(rows)), ["\n".join(textwrap.wrap(
+            f"{r.get('id', '')} · {r.get('part') or 'whole claim'} ({r.get('role') or 'verdict'}: {r.get('verdict')})",
+            60)) for r in reversed(rows)], fontsize=8)
         ax.set_ylim(-0.7, len(rows) - 0.3)
         if kind == "ratio":
             ax.set_xscale("log")
-            ax.set_xticks(sorted({1.0, *margins, *(1 / m for m in margins)}))
+            ax.set_xticks(sorted({0.25, 1.0, 4.0, *margins, *(1 / m for m in margins)}))
             ax.xaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:.2g}"))
             ax.xaxis.set_minor_formatter(plt.NullFormatter())
             ax.set(xlabel="ratio across temperatures (1 = equal)", title="Ratios")
         else:
             ax.set(xlabel="difference in test AUC (paired by replicate)", title="Differences")
     fig.tight_layout()
-    level = ", ".join(f"{float(v):.1%}".replace(".0%", "%") for v in sorted(v for v in levels if v is not None)) or "90%"
-    caption = (f"Each verdict's estimate (dot) with its {level} interval (bar; thick: primary verdicts, Bonferroni "
-               "across the claims) against the smallest effect of interest (dashed: the margin each one-sided "
-               "decision is taken at; grey band: no meaningful effect, descriptive); colour: the verdict (green "
-               "supported, red contradicted, amber inconclusive).")
+    def level_of(role: str) -> str:
+        values = sorted({float(r["ci_level"]) for r in records if r.get("role") == role and r.get("ci_level")})
+        return ", ".join(f"{v:.1%}".replace(".0%", "%") for v in values)
+
+    shown = [f"{level_of('primary')} for primary verdicts (thick bars)" if level_of("primary") else "",
+             f"{level_of('secondary')} for secondary ones" if level_of("secondary") else ""]
+    shown = "; ".join(w for w in shown if w) or ", ".join(f"{float(v):.0%}" for v in sorted(v for v in levels if v))
+    caption = (f"Each verdict's estimate (dot) with its interval (bar: {shown or 'no interval'}) against the smallest "
+               "effect of interest (dashed: the margin each one-sided decision is taken at; grey band: no meaningful "
+               "effect, descriptive); colour: the verdict (green supported, red contradicted, amber inconclusive).")
     return fig, caption

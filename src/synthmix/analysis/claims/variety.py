@@ -66,7 +66,7 @@ def claim_variety(evidence: StudyEvidence, settings, levels) -> list[dict]:
 
 def _spread(gains, high, low, settings, levels, share, facts, highs, worse) -> dict:
     margin = settings.sd_ratio_margin
-    part = f"2a spread across replicates of the gain at {share_words(share)} synthetic, t in {{{highs}}} vs {low:g}"
+    part = f"spread across replicates of the gain at {share_words(share)} synthetic, t in {{{highs}}} vs {low:g}"
     judges = {f"t = {t:g}": (lambda a, t=t: judge_sd_ratio_paired(gains[t].differences, gains[low].differences,
                                                                  "helps", margin, alpha=a, power=levels.power))
               for t in high}
@@ -106,7 +106,7 @@ def _curve_instability(evidence: StudyEvidence, runs: pd.DataFrame, temperatures
 
 def _instability(evidence, runs, temperatures, high, low, share, settings, levels, highs) -> dict:
     margin = settings.instability_ratio_margin
-    part = f"2b instability along the curve up to {share_words(share)}, t in {{{highs}}} vs {low:g}"
+    part = f"instability along the curve up to {share_words(share)}, t in {{{highs}}} vs {low:g}"
     levels_by_t, grid = _curve_instability(evidence, runs, temperatures, share)
     if len(grid) < 3:
         return untested("2b", CLAIM, part, "secondary", "helps", margin,
@@ -139,7 +139,7 @@ def _instability(evidence, runs, temperatures, high, low, share, settings, level
 
 def _smaller_gains(evidence, at, common, high, low, share, settings, levels, highs) -> dict:
     margin = settings.margin
-    part = f"2c smaller gains at {low:g}: AUC at t in {{{highs}}} minus at {low:g}, {share_words(share)} synthetic"
+    part = f"smaller gains at {low:g}: AUC at t in {{{highs}}} minus at {low:g}, {share_words(share)} synthetic"
     judges = {}
     for t in high:
         paired = evidence.paired({r: (at[t][r], at[low][r]) for r in common})
