@@ -33,7 +33,8 @@ class Levels:
     def role_note(self, role: str) -> str:
         """What a role's level is, for the verdict's text."""
         if role == "primary" and self.family > 1:
-            return f"; Bonferroni over the {self.family} claims' primary verdicts, so a {1 - 2 * self.primary_alpha:.1%} interval"
+            level = 1 - 2 * self.primary_alpha
+            return f"; Bonferroni over the {self.family} claims' primary verdicts, so a {level:.1%} interval"
         return ""
 
 

@@ -34,7 +34,8 @@ def methods_text(params, sizes: list[dict]) -> str:
         f"**Estimand.** {claims.estimand.strip()} Human training responses per replicate: {human}. Every interval "
         "of a difference is an interval for this expected difference; the spread of claim 2a is the SD across "
         "replicates of this data set (resplits, training seeds, synthetic draws).",
-        f"**Replicates.** {params.replicates} replicate{'s' if params.replicates != 1 else ''}. Replicate r has its own stratified human split (seed from "
+        f"**Replicates.** {params.replicates} replicate{'s' if params.replicates != 1 else ''}. Replicate r has its "
+        f"own stratified human split (seed from "
         f"split_seed {dataset.split_seed} and r; identical responses kept in one split; {dataset.train_fraction:.0%} "
         f"trains, {dataset.validation_fraction:.0%} of that validates for early stopping, {test_share:.0%} tests), its "
         "own human-only teacher, its own training seed (head initialisation, data order, dropout) and its own synthetic "
