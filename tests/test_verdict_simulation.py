@@ -35,10 +35,8 @@ N, N_TEST, POOL, DRAW = 384, 256, 96, 64
 DESIGN = ResamplingDesign(n_train=N - N_TEST, n_test=N_TEST, n_total=N, pool_size=POOL, draw_size=DRAW,
                           shared_pool=True)
 STUDIES = 200
-#: The issue's band for 90% intervals is 0.86-0.95 (measured on Beetle by bench/calibrate_verdicts.py);
-#: here the upper end is widened by one Monte Carlo SE of 200 studies (0.015): the rule is mildly
-#: conservative in this generator (t on R - 1 df while most of the floor is measured precisely).
-COVERAGE_HIGH = 0.965
+#: The band a 90% interval's coverage must fall in (issue 13's target).
+COVERAGE_HIGH = 0.95
 SEPARATION = 1.2
 LIFT = {+1: 0.23, -1: -0.01}  # separation added by the treatment: true differences near +-0.02
 
@@ -48,7 +46,7 @@ def _study(rng, lift: float):
     labels = np.zeros(N, dtype=int)
     labels[rng.choice(N, 160, replace=False)] = 1
     return {"labels": labels, "z": rng.normal(0, 1, N), "w": rng.normal(0, 0.45, N), "h": rng.normal(0, 2.0, N),
-            "q": rng.normal(0, 3.0, POOL), "lift": lift}
+            "q": rng.normal(0, 5.0, POOL), "lift": lift}
 
 
 def _replicate(study, rng, inner: int = 0):
