@@ -366,8 +366,9 @@ def _outcome(arm, study, rule, replicates, estimate, low, high, truth, margin, v
 
 def calibration_table(truths: pd.DataFrame, outcomes: pd.DataFrame, margin: float = 0.02) -> pd.DataFrame:
     """Per arm (truth), rule and R: coverage of the interval, its misses on each side (the false supported /
-    contradicted rates at the margin boundary), the verdict rates at ``margin``, and for the new rule the
-    observed rate of the right decisive verdict beside the power the rule predicted for it."""
+    contradicted rates at the margin boundary), the mean width and estimate (its bias against the truth),
+    the verdict rates at ``margin``, and for the new rule the observed rate of the right decisive verdict
+    beside the power the rule predicted for it."""
     table = []
     for (arm, rule, replicates), group in outcomes.groupby(["arm", "rule", "R"], sort=False):
         truth = float(truths.loc[truths["arm"] == arm, "truth"].iloc[0])
@@ -377,7 +378,7 @@ def calibration_table(truths: pd.DataFrame, outcomes: pd.DataFrame, margin: floa
                "coverage": group["covers"].mean(),
                "false supported at boundary": group["low_above_truth"].mean(),
                "false contradicted at boundary": group["high_below_truth"].mean(),
-               "mean width": group["width"].mean()}
+               "mean width": group["width"].mean(), "mean estimate": group["estimate"].mean()}
         outcomes_named = ("supported", "contradicted", "inconclusive") + (
             ("no meaningful difference",) if rule.startswith("old") else ())
         row.update({verdict: float(verdicts.get(verdict, 0.0)) for verdict in outcomes_named})
