@@ -426,14 +426,14 @@ def test_verdicts_forest_plot_draws_each_estimate_against_its_margin():
     import matplotlib.pyplot as plt
 
     records = [
-        {"id": "1", "part": "incremental, t = 0.3", "verdict": "supported", "estimate": 0.05, "ci_low": 0.03,
-         "ci_high": 0.07, "ci_level": 0.9, "margin": 0.02, "method": "paired by replicate; bootstrap"},
-        {"id": "3", "part": "", "verdict": "inconclusive", "estimate": -0.01, "ci_low": -0.05, "ci_high": 0.03,
-         "ci_level": 0.9, "margin": 0.02, "method": "paired by replicate; bootstrap"},
-        {"id": "2a", "part": "spread", "verdict": "no meaningful difference", "estimate": 1.1, "ci_low": 0.8,
-         "ci_high": 1.3, "ci_level": 0.9, "margin": 1.5, "method": "ratio of SDs across replicates; F interval"},
-        {"id": "2b", "part": "instability", "verdict": "not tested", "estimate": None, "ci_low": None,
-         "ci_high": None, "ci_level": None, "margin": None, "method": ""},
+        {"id": "1", "part": "incremental, t = 0.3", "role": "primary", "verdict": "supported", "estimate": 0.05,
+         "ci_low": 0.03, "ci_high": 0.07, "ci_level": 0.9667, "margin": 0.02, "scale": "difference"},
+        {"id": "3", "part": "", "role": "secondary", "verdict": "inconclusive", "estimate": -0.01, "ci_low": -0.05,
+         "ci_high": 0.03, "ci_level": 0.9, "margin": 0.02, "scale": "difference"},
+        {"id": "2a", "part": "spread", "role": "primary", "verdict": "contradicted", "estimate": 1.1, "ci_low": 0.8,
+         "ci_high": 1.3, "ci_level": 0.9667, "margin": 1.5, "scale": "ratio"},
+        {"id": "2b", "part": "instability", "role": "secondary", "verdict": "not tested", "estimate": None,
+         "ci_low": None, "ci_high": None, "ci_level": None, "margin": None, "scale": "difference"},
     ]
     fig, caption = figures.plot_verdicts(records)
     differences, ratios = fig.axes
@@ -442,9 +442,13 @@ def test_verdicts_forest_plot_draws_each_estimate_against_its_margin():
     assert dots == [-0.01, 0.05]
     bands = [patch.get_x() for patch in differences.patches]  # the (-margin, +margin) band
     assert bands == [pytest.approx(-0.02)]
+    boundaries = [float(line.get_xdata()[0]) for line in differences.lines if line.get_linestyle() == "--"]
+    assert boundaries == [pytest.approx(0.02)]  # every one-sided decision is taken at +margin
     assert [float(line.get_xdata()[0]) for line in ratios.lines if line.get_marker() == "o"] == [1.1]
     assert "not tested" in [t.get_text() for t in differences.texts]
-    assert "90% interval" in caption and "\n" not in caption
+    labels = [t.get_text() for t in differences.get_yticklabels()]
+    assert "1 · incremental, t = 0.3 (primary: supported)" in labels
+    assert "96.7% for primary verdicts" in caption and "90% for secondary" in caption and "\n" not in caption
     plt.close(fig)
     fig, caption = figures.plot_verdicts([])
     assert caption == "No claim was judged."
@@ -453,12 +457,18 @@ def test_verdicts_forest_plot_draws_each_estimate_against_its_margin():
 
 def _claims_file(folder: Path) -> list[dict]:
     entries = [
-        {"claim": "Augmentation helps at 80% synthetic", "verdict": "supported", "estimate": 0.0412,
-         "ci_low": 0.031, "ci_high": 0.052, "margin": 0.02, "mde": 0.018, "replicates_needed": 4,
+        {"id": "1", "claim": "Augmentation helps", "part": "incremental protocol, at 80% synthetic", "role": "primary",
+         "direction": "helps", "verdict": "supported", "position": "beyond", "estimate": 0.0412, "ci_low": 0.031,
+         "ci_high": 0.052, "ci_level": 0.9667, "margin": 0.02, "power": 0.91, "replicates_needed": 4,
          "text": "A gain of +0.041 AUC <over> the human-only teacher."},
-        {"claim": "Filtering does not help", "verdict": "inconclusive", "estimate": -0.004, "ci_low": -0.051,
-         "ci_high": 0.043, "margin": 0.02, "mde": 0.061, "replicates_needed": 38.2, "text": "Too few replicates."},
-        {"claim": "Temperature 0.3 is stable", "verdict": "not tested", "estimate": None, "text": ""},
+        {"id": "1", "claim": "Augmentation helps", "part": "mixed protocol, at 80% synthetic", "role": "secondary",
+         "direction": "helps", "verdict": "inconclusive", "position": "crosses", "estimate": -0.004, "ci_low": -0.051,
+         "ci_high": 0.043, "ci_level": 0.9, "margin": 0.02, "power": 0.2, "replicates_needed": None,
+         "text": "No number of replicates decides."},
+        {"id": "2a", "claim": "Temperature 0.3 is stable", "part": "spread", "role": "primary", "direction": "helps",
+         "verdict": "contradicted", "position": "crosses", "estimate": 0.67, "ci_low": 0.22, "ci_high": 1.42,
+         "ci_level": 0.9667, "margin": 1.5, "power": 0.11, "replicates_needed": 25, "scale": "ratio", "text": "SDs."},
+        {"id": "3", "claim": "Filtering does not help", "verdict": "not tested", "estimate": None, "text": ""},
     ]
     io.write_json(folder / "claims.json", entries)
     return entries
@@ -486,12 +496,14 @@ def test_index_links_every_rendered_notebook_and_shows_the_claims_table(tree, tm
         assert heading in page
     # the claims table comes first, then the figures, then the steps
     assert page.index("The paper's claims") < page.index("Figures") < page.index("Experiment: size")
-    rows = re.findall(r"<tr>\s*<td>(.*?)</td>\s*<td[^>]*>(.*?)</td>\s*<td[^>]*>(.*?)</td>\s*<td[^>]*>(.*?)</td>"
-                      r"\s*<td[^>]*>(.*?)</td>\s*<td[^>]*>(.*?)</td>\s*<td[^>]*>(.*?)</td>", page, re.S)
-    assert rows[0] == ("Augmentation helps at 80% synthetic", "supported", "+0.041", "[+0.031, +0.052]", "0.020",
-                       "0.018", "4")
-    assert rows[1][1:] == ("inconclusive", "-0.004", "[-0.051, +0.043]", "0.020", "0.061", "39")
-    assert rows[2] == ("Temperature 0.3 is stable", "not tested", "", "", "", "", "")  # missing keys: blank
+    table = page[page.index('<table class="claims">'):page.index("</table>", page.index('<table class="claims">'))]
+    rows = [re.findall(r"<td[^>]*>(.*?)</td>", row, re.S) for row in re.findall(r"<tr>(.*?)</tr>", table, re.S)[1:]]
+    assert rows[0] == ["1", "incremental protocol, at 80% synthetic", "primary", "helps (lower bound &gt; margin)",
+                       "supported", "beyond", "+0.041", "[+0.031, +0.052] (96.7%)", "0.020", "91%", "4"]
+    assert rows[1][1] == "mixed protocol, at 80% synthetic" and rows[1][4:] == [
+        "inconclusive", "crosses", "-0.004", "[-0.051, +0.043] (90%)", "0.020", "20%", "none decides"]
+    assert rows[2][6:] == ["0.67", "[0.22, 1.42] (96.7%)", "1.5", "11%", "25"]  # a ratio reads as a ratio
+    assert rows[3] == ["3", "", "", "", "not tested", "", "", "", "", "", ""]  # missing keys: blank
     assert "&lt;over&gt;" in page and "<over>" not in page  # text is escaped
 
 
@@ -529,8 +541,9 @@ def test_the_analysis_notebook_runs_on_a_constructed_tree(tmp_path):
     assert {p.name for p in (output / "figures").glob("*.png")} >= {"auc_by_share.png", "replicate_spread.png",
                                                                      "filter_comparison.png"}
     verdicts = json.loads((output / "claims.json").read_text())
-    keys = {"claim", "verdict", "estimate", "ci_low", "ci_high", "margin", "mde", "replicates_needed", "text"}
-    assert verdicts and all(keys <= set(c) for c in verdicts)
+    from synthmix.analysis.claims import RECORD_KEYS
+
+    assert verdicts and all(set(RECORD_KEYS) <= set(c) for c in verdicts)
     index = (tmp_path / "results" / "index.html").read_text()
     assert "auc_by_share.png" in index and "03_train_teacher.html" in index and "The paper's claims" in index
     assert "replicates needed" in index and verdicts[0]["verdict"] in index

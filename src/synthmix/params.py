@@ -221,19 +221,40 @@ class ExperimentParams(_Strict):
         return self
 
 
-class ClaimsParams(_Strict):
-    """How the paper's claims are judged, stated before the run (05_analyze)."""
+DEFAULT_ESTIMAND = (
+    "The expected difference in test AUC between teachers trained with and without the treatment (synthetic "
+    "responses at the claim's share, a filter, a temperature) on this many human responses drawn from the data "
+    "set's population; the expectation runs over training sets, training seeds, synthetic draws and test "
+    "responses.")
 
-    margin: float = Field(0.02, gt=0, lt=1, description="smallest AUC difference of interest (claims 1, 2b, 3)")
+
+class ClaimsParams(_Strict):
+    """How the paper's claims are judged, stated before the run (05_analyze).
+
+    Directions are fixed by the claims: 1 (synthetic responses help), 1-control (they help beyond the
+    replay control), 2a/2b/2c (t >= variable_from is more variable, less stable, gains more than
+    stable_temperature) are "helps" claims; 1-best (no other share beats size_share) and 3
+    (filtering does not help) are "does_not_help" claims. Primary verdicts: 1, 2a, 3.
+    """
+
+    estimand: str = Field(DEFAULT_ESTIMAND, min_length=1, description="what every interval of a difference is an "
+                          "interval for (printed in 05_analyze's methods)")
+    margin: float = Field(0.02, gt=0, lt=1, description="smallest AUC difference of interest (claims 1, 2c, 3)")
     sd_ratio_margin: float = Field(1.5, gt=1, description="smallest SD ratio of interest (claim 2a)")
-    alpha: float = Field(0.05, gt=0, lt=0.5, description="each decision is a one-sided test at alpha: the CIs are 1 - 2 alpha")
-    power: float = Field(0.8, gt=0, lt=1, description="power for minimum detectable effects and replicates needed")
+    instability_ratio_margin: float = Field(1.5, gt=1, description="smallest ratio of instability along the curve "
+                                            "of interest (claim 2b)")
+    alpha: float = Field(0.05, gt=0, lt=0.5, description="each decision is a one-sided test at alpha: secondary "
+                         "intervals are 1 - 2 alpha")
+    multiplicity: Literal["bonferroni", "none"] = Field(
+        "bonferroni", description="error control across the three claims' primary verdicts: bonferroni decides "
+        "each at alpha / 3 (1 - 2 alpha / 3 intervals); none at alpha")
+    power: float = Field(0.8, gt=0, lt=1, description="power that 'replicates needed' aims for: the chance of a "
+                         "decisive verdict when the truth lies one margin beyond the boundary")
     size_share: float = Field(0.8, gt=0, le=1, description="claim 1 is judged at this share (experiment 'size')")
     variety_share: float = Field(0.5, gt=0, lt=1, description="claim 2 compares temperatures at this share (experiment 'variety')")
     consistency_share: float = Field(0.5, gt=0, lt=1, description="claim 3 compares filters at this share (experiment 'consistency')")
     stable_temperature: float = Field(0.3, ge=0, le=2, description="claim 2: the temperature claimed stable")
     variable_from: float = Field(0.7, ge=0, le=2, description="claim 2: temperatures at or above this are claimed variable")
-    bootstrap_resamples: int = Field(2000, ge=100, description="resamples of the two-level bootstrap")
 
 
 class ComputeParams(_Strict):

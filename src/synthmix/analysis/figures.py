@@ -26,8 +26,8 @@ from synthmix.core import io
 
 JITTER = 0.012  # horizontal spread of replicate dots on a share axis (in share units)
 REPLAY_COLOUR = "#555555"
-VERDICT_COLOURS = {"supported": "#1a7f37", "contradicted": "#b42318", "no meaningful difference": "#1f4e9a",
-                   "inconclusive": "#b7791f", "not tested": "#999999"}
+VERDICT_COLOURS = {"supported": "#1a7f37", "contradicted": "#b42318", "inconclusive": "#b7791f",
+                   "not tested": "#999999"}
 
 
 def _plt():
@@ -281,17 +281,20 @@ def plot_grader_agreement(agreement: pd.DataFrame):
 
 
 def _is_ratio(record: dict) -> bool:
-    """Whether a verdict record is on a ratio scale (an SD ratio: no effect = 1) rather than a difference."""
+    """Whether a verdict record is on a ratio scale (an SD or instability ratio: no effect = 1) rather than a difference."""
+    if record.get("scale"):
+        return record["scale"] == "ratio"
     return "ratio" in str(record.get("method") or "").split(";")[0]
 
 
 def plot_verdicts(records: list[dict]):
-    """Every verdict as a forest plot: the estimate with its interval against the margin (shaded), coloured by verdict.
+    """Every verdict as a forest plot: the estimate with its interval against the margin, coloured by verdict.
 
-    ``records`` are the verdict records of ``claims.judge_claims`` (keys id, part, verdict, estimate, ci_low,
-    ci_high, ci_level, margin, method). Differences (AUC) are drawn around 0 with the band (-margin, +margin);
-    SD ratios on a log axis around 1 with the band (1/margin, margin). A verdict without an estimate is listed
-    as not tested.
+    ``records`` are the verdict records of ``claims.judge_claims`` (keys id, part, role, verdict, estimate,
+    ci_low, ci_high, ci_level, margin, scale). Differences (AUC) are drawn around 0 with the band
+    (-margin, +margin) shaded and the decision boundary +margin dashed; ratios on a log axis around 1 with
+    the band (1/margin, margin) and the boundary at margin. Primary verdicts are drawn bold. A verdict
+    without an estimate is listed as not tested.
     """
     if not records:
         return _message_figure("Verdicts", "No claim was judged."), "No claim was judged."
@@ -299,7 +302,9 @@ def plot_verdicts(records: list[dict]):
     kinds = [("difference", [r for r in records if not _is_ratio(r)]), ("ratio", [r for r in records if _is_ratio(r)])]
     kinds = [(kind, rows) for kind, rows in kinds if rows]
     counts = [len(rows) for _, rows in kinds]
-    fig, axes = plt.subplots(len(kinds), 1, figsize=(10, 1.4 * len(kinds) + 0.45 * sum(counts)), squeeze=False,
+    import textwrap
+
+    fig, axes = plt.subplots(len(kinds), 1, figsize=(12, 1.4 * len(kinds) + 0.6 * sum(counts)), squeeze=False,
                              gridspec_kw={"height_ratios": [n + 1.5 for n in counts]})
     levels = set()
     for ax, (kind, rows) in zip(axes[:, 0], kinds):
@@ -308,6 +313,7 @@ def plot_verdicts(records: list[dict]):
         for margin in margins:
             low, high = (1 / margin, margin) if kind == "ratio" else (-margin, margin)
             ax.axvspan(low, high, color="#dddddd", alpha=0.6, linewidth=0)
+            ax.axvline(margin, color="#555555", linewidth=1, linestyle="--")
         ax.axvline(neutral, color="black", linewidth=0.8)
         for y, record in enumerate(reversed(rows)):
             colour = VERDICT_COLOURS.get(record.get("verdict"), "#444444")
@@ -315,24 +321,32 @@ def plot_verdicts(records: list[dict]):
             if estimate is None or not np.isfinite(float(estimate)):
                 ax.text(neutral, y, "not tested", ha="center", va="center", fontsize=9, color=colour)
                 continue
+            primary = record.get("role") == "primary"
             if low is not None and high is not None:
-                ax.plot([low, high], [y, y], color=colour, linewidth=2.5, solid_capstyle="butt")
+                ax.plot([low, high], [y, y], color=colour, linewidth=4 if primary else 2, solid_capstyle="butt")
                 levels.add(record.get("ci_level"))
-            ax.plot(estimate, y, "o", color=colour, markersize=8)
-        ax.set_yticks(range(len(rows)), [f"{r.get('id', '')} · {r.get('part') or 'whole claim'} ({r.get('verdict')})"
-                                         for r in reversed(rows)], fontsize=8)
+            ax.plot(estimate, y, "o", color=colour, markersize=9 if primary else 7)
+        ax.set_yticks(range(len(rows)), ["\n".join(textwrap.wrap(
+            f"{r.get('id', '')} · {r.get('part') or 'whole claim'} ({r.get('role') or 'verdict'}: {r.get('verdict')})",
+            60)) for r in reversed(rows)], fontsize=8)
         ax.set_ylim(-0.7, len(rows) - 0.3)
         if kind == "ratio":
             ax.set_xscale("log")
-            ax.set_xticks(sorted({1.0, *margins, *(1 / m for m in margins)}))
+            ax.set_xticks(sorted({0.25, 1.0, 4.0, *margins, *(1 / m for m in margins)}))
             ax.xaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:.2g}"))
             ax.xaxis.set_minor_formatter(plt.NullFormatter())
-            ax.set(xlabel="ratio of SDs across replicates (1 = equal spread)", title="Spread")
+            ax.set(xlabel="ratio across temperatures (1 = equal)", title="Ratios")
         else:
             ax.set(xlabel="difference in test AUC (paired by replicate)", title="Differences")
     fig.tight_layout()
-    level = ", ".join(f"{float(v):.0%}" for v in sorted(v for v in levels if v is not None)) or "95%"
-    caption = (f"Each verdict's estimate (dot) with its {level} interval (bar) against the smallest effect of interest "
-               "(grey band: within the margin); colour: the verdict (green supported, red contradicted, blue no "
-               "meaningful difference, amber inconclusive).")
+    def level_of(role: str) -> str:
+        values = sorted({float(r["ci_level"]) for r in records if r.get("role") == role and r.get("ci_level")})
+        return ", ".join(f"{v:.1%}".replace(".0%", "%") for v in values)
+
+    shown = [f"{level_of('primary')} for primary verdicts (thick bars)" if level_of("primary") else "",
+             f"{level_of('secondary')} for secondary ones" if level_of("secondary") else ""]
+    shown = "; ".join(w for w in shown if w) or ", ".join(f"{float(v):.0%}" for v in sorted(v for v in levels if v))
+    caption = (f"Each verdict's estimate (dot) with its interval (bar: {shown or 'no interval'}) against the smallest "
+               "effect of interest (dashed: the margin each one-sided decision is taken at; grey band: no meaningful "
+               "effect, descriptive); colour: the verdict (green supported, red contradicted, amber inconclusive).")
     return fig, caption

@@ -1,10 +1,11 @@
 """The results index page: one static HTML page of every study under a results folder.
 
 ``write_index`` renders ``templates/index.html.j2`` with jinja2. Per study the page shows its
-claims as a table (claim, verdict, estimate, CI, margin, minimum detectable effect, replicates
-needed) read from the ``claims.json`` beside the analysis step's ``figures/`` folder, then the
-figures with their captions, then every step by experiment and condition, linked to its rendered
-notebook. Links are relative, so the page reads in a browser without a server.
+claims as a table, one row per verdict naming its claim and part (role, direction, verdict, position
+against the margin, estimate, interval with its level, margin, power, replicates needed) read from the
+``claims.json`` beside the analysis step's ``figures/`` folder, each verdict's text, then the figures
+with their captions, then every step by experiment and condition, linked to its rendered notebook.
+Links are relative, so the page reads in a browser without a server.
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ from synthmix.core import io
 from synthmix.core.layout import MARKER
 
 TEMPLATE = "index.html.j2"
-CLAIM_KEYS = ("claim", "verdict", "estimate", "ci_low", "ci_high", "margin", "mde", "replicates_needed", "text")
+CLAIM_KEYS = ("id", "claim", "part", "role", "direction", "verdict", "position", "estimate", "ci_low", "ci_high",
+              "ci_level", "margin", "power", "replicates_needed", "text")
+DIRECTION_WORDS = {"helps": "helps (lower bound > margin)", "does_not_help": "does not help (upper bound < margin)"}
 
 
 def _environment():
@@ -38,14 +41,18 @@ def _finite(value) -> float | None:
     return None if math.isnan(number) else number
 
 
-def _signed(value) -> str:
+def _signed(value, ratio: bool = False) -> str:
     number = _finite(value)
-    return "" if number is None else f"{number:+.3f}"
+    if number is None:
+        return ""
+    return f"{number:.2f}" if ratio else f"{number:+.3f}"
 
 
-def _plain(value) -> str:
+def _plain(value, ratio: bool = False) -> str:
     number = _finite(value)
-    return "" if number is None else f"{number:.3f}"
+    if number is None:
+        return ""
+    return f"{number:g}" if ratio else f"{number:.3f}"
 
 
 def _count(value) -> str:
@@ -57,24 +64,41 @@ def _count(value) -> str:
     return "∞" if math.isinf(number) else f"{math.ceil(number):d}"
 
 
+def _percent(value) -> str:
+    number = _finite(value)
+    return "" if number is None else f"{number:.0%}"
+
+
 def claim_row(entry: dict) -> dict:
     """One claims.json entry as the strings the claims table shows (a missing key renders blank).
 
-    An entry of the older form (``supported``, ``evidence``) shows its verdict and evidence.
+    A tested verdict without a number of replicates that decides it reads "none decides" (the overlap
+    floor). An entry of the older form (``supported``, ``evidence``) shows its verdict and evidence.
     """
     verdict = entry.get("verdict")
     if verdict is None and "supported" in entry:
         verdict = {True: "supported", False: "not supported"}.get(entry["supported"], "inconclusive")
-    low, high = _signed(entry.get("ci_low")), _signed(entry.get("ci_high"))
+    ratio = entry.get("scale") == "ratio"
+    low, high = _signed(entry.get("ci_low"), ratio), _signed(entry.get("ci_high"), ratio)
+    level = _finite(entry.get("ci_level"))
+    needed = _count(entry.get("replicates_needed"))
+    if not needed and verdict not in (None, "not tested") and "replicates_needed" in entry \
+            and _finite(entry.get("estimate")) is not None:
+        needed = "none decides"
     return {
+        "id": str(entry.get("id") or ""),
         "claim": str(entry.get("claim") or ""),
+        "part": str(entry.get("part") or ""),
+        "role": str(entry.get("role") or ""),
+        "direction": DIRECTION_WORDS.get(entry.get("direction"), str(entry.get("direction") or "")),
         "verdict": str(verdict or ""),
         "verdict_class": "-".join(str(verdict or "").split()),
-        "estimate": _signed(entry.get("estimate")),
-        "ci": f"[{low}, {high}]" if low and high else "",
-        "margin": _plain(entry.get("margin")),
-        "mde": _plain(entry.get("mde")),
-        "replicates_needed": _count(entry.get("replicates_needed")),
+        "position": str(entry.get("position") or "") if verdict != "not tested" else "",
+        "estimate": _signed(entry.get("estimate"), ratio),
+        "ci": (f"[{low}, {high}]" + (f" ({level:.1%})".replace(".0%)", "%)") if level else "")) if low and high else "",
+        "margin": _plain(entry.get("margin"), ratio),
+        "power": _percent(entry.get("power")),
+        "replicates_needed": needed,
         "text": str(entry.get("text") or entry.get("evidence") or ""),
     }
 
@@ -94,11 +118,14 @@ def _study_context(study_dir: Path, root: Path, figures_dir: Path | None) -> dic
     steps = collect_steps(study_dir)
     counts = steps["kind"].value_counts().reindex(KIND_ORDER).dropna().astype(int)
     folder = figures_dir or _figures_dir(study_dir, steps)
-    claims, figures = [], []
+    claims, figures, claim_names = [], [], []
     if folder is not None and folder.is_dir():
         claims_file = folder.parent / "claims.json"
         if claims_file.is_file():
-            claims = [claim_row(entry) for entry in io.read_json(claims_file)]
+            entries = io.read_json(claims_file)
+            claims = [claim_row(entry) for entry in entries]
+            claim_names = list(dict.fromkeys(f"{str(e.get('id', ''))[:1]}: {e['claim']}".lstrip(": ")
+                                             for e in entries if e.get("claim")))
         for png in sorted(folder.glob("*.png"), key=lambda p: (p.stat().st_mtime, p.name)):  # in the order saved
             text = png.with_suffix(".txt")
             figures.append({"src": _link(png, root), "name": png.stem,
@@ -117,7 +144,7 @@ def _study_context(study_dir: Path, root: Path, figures_dir: Path | None) -> dic
     return {"name": study_dir.name, "step_count": len(steps),
             "counts": ", ".join(f"{n} {kind}" for kind, n in counts.items()),
             "summary_link": _link(summary, root) if summary.is_file() else "",
-            "claims": claims, "figures": figures, "experiments": experiments}
+            "claims": claims, "claim_names": claim_names, "figures": figures, "experiments": experiments}
 
 
 def render_index(results_root, figures: dict | None = None) -> str:
