@@ -33,7 +33,7 @@ import pandas as pd
 from scipy import stats as sps
 
 from synthmix.analysis.verdicts import (
-    Judgement,
+    _OldJudgement as Judgement,
     PairedEffect,
     auc_on_resamples,
     judge_difference,
