@@ -190,6 +190,8 @@ def exchange_rates(table: pd.DataFrame, share: float, margin: float, *, alpha: f
                 row["worth_low"], row["worth_high"] = _quantiles(worth, alpha)
             for key in ("", "_low", "_high"):
                 row[f"rate{key}"] = row[f"worth{key}"] / count if count else np.nan
+        if status in ("harmful", "worth nothing") and not np.isfinite(row["worth"]):  # no curve needed: worth 0
+            row["worth"], row["rate"] = 0.0, 0.0
         row["status"] = status
         row["text"] = _exchange_words(row, share)
         rows.append(row)
