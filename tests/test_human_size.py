@@ -190,6 +190,14 @@ def test_exchange_rate_recovers_a_known_curve(gain, status, rate):
         assert f"{row['worth']:.0f} extra human-coded responses" in row["text"]
 
 
+def test_a_size_without_extra_human_responses_says_so_unless_the_synthetic_arm_is_worth_nothing():
+    gaining = exchange.exchange_rates(_table(0.04, {}), 0.4, 0.02, draws=500).iloc[0]
+    assert gaining["status"] == "no extra human responses" and np.isnan(gaining["rate"])
+    assert "no extra human responses to compare with" in gaining["text"]
+    losing = exchange.exchange_rates(_table(-0.001, {}), 0.4, 0.02, draws=500).iloc[0]
+    assert losing["status"] == "worth nothing" and losing["rate"] == 0.0
+
+
 def test_exchange_rate_beyond_the_human_curve_is_censored_not_extrapolated():
     row = exchange.exchange_rates(_table(0.2, CURVE), 0.4, 0.02, draws=1000).iloc[0]
     assert row["worth"] == float("inf") and row["worth_high"] == float("inf")
