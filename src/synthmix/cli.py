@@ -87,6 +87,10 @@ def _check_design(params, params_path):
     sizes = sorted({s["n_human"] for s in design.replicates})
     notes = [f"{params.replicates} replicates, human training responses per replicate: "
              f"{', '.join(map(str, sizes))}"]
+    for arm in sorted({(u.experiment, u.human_size) for u in design.uses if u.human_size is not None}):
+        extra = sum(1 for e in design.extra_humans if (e.experiment, e.human_size) == arm)
+        notes.append(f"experiments.{arm[0]}: human size {arm[1]} (a nested subsample of each training split), "
+                     f"an extra-human arm in {extra} of {params.replicates} replicates")
     for key in design.pool_keys():
         need, target = design.needs[key], design.targets[key]
         kind = f"one per replicate ({params.replicates})" if key.own else "shared by the replicates"

@@ -205,14 +205,41 @@ class ExperimentParams(_Strict):
         False, description="each replicate draws from its own pool (generation seed + 100000 x replicate), so the "
         "spread across replicates includes generation variance; otherwise the replicates share one pool per "
         "temperature (set generation.per_replicate for every experiment at once)")
+    human_sizes: list[int | Literal["all"]] | None = Field(
+        None, description="a human-size experiment: the human training responses each condition starts from, a "
+        "stratified subsample of the replicate's training split, nested (the 25 are inside the 50); 'all': the whole "
+        "split. At each size the study trains human-only (checkpoint 0), human + synthetic at synthetic_shares "
+        "(protocol incremental), and human + as many extra human responses from the rest of the split on the same "
+        "schedule (protocol extra_human, where the split has them). Validation and test splits are unchanged")
+    extra_human_extent: float = Field(
+        2.0, ge=1, description="human-size experiment: the extra-human arm continues its schedule up to this many "
+        "times the largest synthetic draw (where the training split has them), so the human learning curve can be "
+        "read above the synthetic count (the exchange rate)")
 
     @field_validator("synthetic_shares", "mixed_shares")
     @classmethod
     def _share_range(cls, values: list[float] | None) -> list[float] | None:
         return values if values is None else _check_shares(values)
 
+    @field_validator("human_sizes")
+    @classmethod
+    def _plain_sizes(cls, values: list | None) -> list | None:
+        if values is None:
+            return values
+        if not values:
+            raise ValueError("expected at least one human size (a count, or 'all')")
+        for value in values:
+            if value != "all" and value < 1:
+                raise ValueError(f"human size {value} is not a positive count of responses (or 'all')")
+        if len(set(values)) != len(values):
+            raise ValueError("human sizes are repeated")
+        return values
+
     @model_validator(mode="after")
     def _reachable_shares(self):
+        if self.human_sizes is not None and self.protocols != ["incremental"]:
+            raise ValueError("a human-size experiment (human_sizes) trains protocol 'incremental' only (its human-only "
+                             "and extra-human arms come with it): set protocols: [incremental]")
         if ("incremental" in self.protocols or "replay" in self.protocols) and max(self.synthetic_shares) >= 1:
             raise ValueError("share 1.0 cannot be reached by protocol 'incremental' or 'replay' (they start from "
                              "the human fine-tune); use protocol 'mixed' for synthetic-only training")
@@ -255,6 +282,14 @@ class ClaimsParams(_Strict):
     consistency_share: float = Field(0.5, gt=0, lt=1, description="claim 3 compares filters at this share (experiment 'consistency')")
     stable_temperature: float = Field(0.3, ge=0, le=2, description="claim 2: the temperature claimed stable")
     variable_from: float = Field(0.7, ge=0, le=2, description="claim 2: temperatures at or above this are claimed variable")
+    human_size_share: float | None = Field(
+        None, gt=0, lt=1, description="claim 4 (experiment 'human_size', 'augmentation helps more when human data is "
+        "scarce') and the exchange rate are judged at this share (default: the experiment's largest share)")
+    human_size_margin: float | None = Field(
+        None, gt=0, lt=1, description="claim 4: smallest difference of interest between the gain at the smallest "
+        "and at the largest human size, and the gain below which augmentation no longer pays (default: margin)")
+    exchange_draws: int = Field(4000, ge=200, description="draws of the mean gains behind the exchange rate's and "
+                                "the crossover size's intervals")
 
 
 class ComputeParams(_Strict):
@@ -349,11 +384,15 @@ class StudyParams(_Strict):
             extra = sorted(set(experiment.filters or []) - set(self.filter.methods))
             if extra:
                 raise ValueError(f"experiments.{name}.filters: {extra} are not in filter.methods")
-        checks = (("size", "size_share"), ("variety", "variety_share"), ("consistency", "consistency_share"))
+            if experiment.human_sizes is not None and len(experiment.filters or self.filter.methods) != 1:
+                raise ValueError(f"experiments.{name}: a human-size experiment compares one pool at several human "
+                                 "sizes; name one filter (filters: [none])")
+        checks = (("size", "size_share"), ("variety", "variety_share"), ("consistency", "consistency_share"),
+                  ("human_size", "human_size_share"))
         for name, key in checks:
             experiment = self.experiments.get(name)
             share = getattr(self.claims, key)
-            if experiment is not None and not any(abs(share - s) < 1e-9 for s in experiment.synthetic_shares):
+            if experiment is not None and share is not None and not any(abs(share - s) < 1e-9 for s in experiment.synthetic_shares):
                 raise ValueError(f"claims.{key} ({share}) is not among experiments.{name}.synthetic_shares "
                                  f"{experiment.synthetic_shares}: the claim is judged at a share the experiment runs")
         return self

@@ -103,6 +103,46 @@ def claim_row(entry: dict) -> dict:
     }
 
 
+# ------------------------------------------------- human-size experiment (issue 16): its own block
+def _cell(value, digits: int = 3, signed: bool = False) -> str:
+    if isinstance(value, str):
+        return value
+    number = _finite(value)
+    if number is None:
+        return "∞" if value == float("inf") else ""
+    if math.isinf(number):
+        return "∞"
+    return f"{number:+.{digits}f}" if signed else f"{number:.{digits}f}"
+
+
+def human_size_context(analysis_dir: Path) -> dict:
+    """The exchange rates and the cost table written by 05_analyze (``exchange_rates.csv``, ``costs.csv``)
+    as rows of strings for the index; empty lists when the study has no human-size experiment."""
+    rates, costs = [], []
+    rates_file, costs_file = analysis_dir / "exchange_rates.csv", analysis_dir / "costs.csv"
+    if rates_file.is_file():
+        for row in pd.read_csv(rates_file).to_dict(orient="records"):
+            rates.append({"size": str(row["size"]), "synthetic": _cell(row["synthetic"], 0),
+                          "gain": _cell(row["gain"], signed=True),
+                          "worth": _cell(row["worth"], 0), "rate": _cell(row["rate"], 2),
+                          "interval": (f"[{_cell(row['rate_low'], 2)}, {_cell(row['rate_high'], 2)}]"
+                                       if _finite(row["rate_low"]) is not None else ""),
+                          "status": str(row["status"]), "text": str(row["text"])})
+    if costs_file.is_file():
+        for row in pd.read_csv(costs_file).to_dict(orient="records"):
+            currency = row.get("currency") if isinstance(row.get("currency"), str) else ""
+            costs.append({"size": str(row["size"]), "synthetic": _cell(row["synthetic"], 0),
+                          "tokens": f"{_cell(row['prompt_tokens'], 0)} / {_cell(row['completion_tokens'], 0)}",
+                          "llm_money": _cell(row["llm_money"], 4), "llm_seconds": _cell(row["llm_seconds"], 1),
+                          "human_money": _cell(row["human_money"], 2), "human_seconds": _cell(row["human_seconds"], 0),
+                          "gain_synthetic": _cell(row["gain_synthetic"], signed=True),
+                          "gain_human": _cell(row["gain_human"], signed=True),
+                          "per_hour": f"{_cell(row['auc_per_hour_synthetic'])} / {_cell(row['auc_per_hour_human'])}",
+                          "per_money": f"{_cell(row['auc_per_money_synthetic'])} / {_cell(row['auc_per_money_human'])}",
+                          "currency": currency})
+    return {"rates": rates, "costs": costs}
+
+
 def _figures_dir(study_dir: Path, steps: pd.DataFrame) -> Path | None:
     analyzed = steps[steps["kind"] == "analyze"]
     candidates = [Path(f) / "figures" for f in analyzed["folder"]]
@@ -119,7 +159,9 @@ def _study_context(study_dir: Path, root: Path, figures_dir: Path | None) -> dic
     counts = steps["kind"].value_counts().reindex(KIND_ORDER).dropna().astype(int)
     folder = figures_dir or _figures_dir(study_dir, steps)
     claims, figures, claim_names = [], [], []
+    human_size = {"rates": [], "costs": []}
     if folder is not None and folder.is_dir():
+        human_size = human_size_context(folder.parent)
         claims_file = folder.parent / "claims.json"
         if claims_file.is_file():
             entries = io.read_json(claims_file)
@@ -144,7 +186,8 @@ def _study_context(study_dir: Path, root: Path, figures_dir: Path | None) -> dic
     return {"name": study_dir.name, "step_count": len(steps),
             "counts": ", ".join(f"{n} {kind}" for kind, n in counts.items()),
             "summary_link": _link(summary, root) if summary.is_file() else "",
-            "claims": claims, "claim_names": claim_names, "figures": figures, "experiments": experiments}
+            "claims": claims, "claim_names": claim_names, "figures": figures, "experiments": experiments,
+            "human_size": human_size}
 
 
 def render_index(results_root, figures: dict | None = None) -> str:

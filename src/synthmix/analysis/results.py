@@ -137,7 +137,8 @@ def summary_table(study_dir) -> pd.DataFrame:
     rows from each distill step's ``student_metrics.json`` (at its teacher's final checkpoint). A replay
     (training-steps control) run has no pool: its temperature is NaN and its filter 'none'. ``pool``
     says whether a run drew from a pool shared by the replicates or its replicate's own;
-    ``thinned_like`` names the filter whose pool size an unfiltered arm's pool was thinned to.
+    ``thinned_like`` names the filter whose pool size an unfiltered arm's pool was thinned to;
+    ``human_size`` the nested subsample of the training split a human-size run started from (NaN: all of it).
     """
     study_dir = Path(study_dir)
     steps = collect_steps(study_dir)
@@ -160,6 +161,8 @@ def summary_table(study_dir) -> pd.DataFrame:
             # the filter whose pool size an unfiltered arm was thinned to (alike arms of a filter comparison)
             "pool": ("own" if generate.get("parameters", {}).get("own_pool") else "shared") if has_pool else "",
             "thinned_like": _lookup(filters, p.get("pool_size_like_dir")).get("parameters", {}).get("method", ""),
+            # a human-size experiment's nested subsample of the training split (NaN: the whole split)
+            "human_size": _number(p.get("human_size")) if _number(p.get("human_size"), -1) >= 0 else np.nan,
         }
         metrics = io.read_table(folder / "metrics.parquet").sort_values("checkpoint")
         for record in metrics.to_dict(orient="records"):

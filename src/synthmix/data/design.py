@@ -13,10 +13,16 @@ import math
 from collections import Counter
 from dataclasses import dataclass, field
 
+import pandas as pd
+
 from synthmix.data.sampling import (
+    HUMAN_SIZE_SEED,
+    extra_human_shares,
     increment_schedule,
     item_targets,
     label_counts,
+    largest_supplied,
+    nested_order,
     pool_target,
     positive_rate,
     synthetic_count,
@@ -60,6 +66,7 @@ class Use:
     rate: float
     own_pool: bool = False
     like: str | None = None
+    human_size: int | None = None  # a human-size experiment's subsample (None: the whole training split)
 
     @property
     def pool(self) -> PoolKey:
@@ -80,7 +87,12 @@ class Use:
         protocol = f"mixed{self.shares[0]:g}" if self.protocol == "mixed" else f"{self.protocol}{share_tag(self.shares)}"
         pool = "-ownpool" if self.own_pool else ""
         method = self.method + (f"~{self.like}" if self.like else "")
-        return f"t{self.temperature:g}{pool}-{method}-{protocol}"
+        return f"t{self.temperature:g}{pool}-{method}-{protocol}" + size_tag(self.human_size)
+
+
+def size_tag(human_size: int | None) -> str:
+    """A human-size subsample as part of a condition name: '-h24' (nothing for the whole training split)."""
+    return "" if human_size is None else f"-h{human_size}"
 
 
 @dataclass(frozen=True)
@@ -94,6 +106,23 @@ class ReplayUse:
     def name(self) -> str:
         """The control's condition name without the replicate (e.g. replay20-40-60-80)."""
         return f"replay{share_tag(self.shares)}"
+
+
+@dataclass(frozen=True)
+class ExtraHumanUse:
+    """The human arm of a human-size experiment for one replicate and size: after the human-only fine-tune on
+    ``human_size`` responses, the synthetic arm's schedule continued on extra human responses from the rest
+    of the replicate's training split (up to ``extent`` times the largest synthetic draw, where it has them)."""
+
+    experiment: str
+    shares: tuple[float, ...]
+    replicate: int
+    human_size: int
+    extent: float
+
+    def name(self) -> str:
+        """The arm's condition name without the replicate (e.g. extrahuman40-h24)."""
+        return f"extrahuman{share_tag(self.shares)}{size_tag(self.human_size)}"
 
 
 @dataclass
@@ -111,6 +140,7 @@ class StudyDesign:
     targets: dict
     problems: list[str]
     item_targets: dict = field(default_factory=dict)
+    extra_humans: list[ExtraHumanUse] = field(default_factory=list)
 
     def pool_keys(self) -> list[PoolKey]:
         """Every pool the study generates (a key per temperature and kind), in a stable order."""
@@ -118,7 +148,8 @@ class StudyDesign:
 
 
 def replicate_sizes(params: StudyParams, params_path) -> list[dict]:
-    """Per replicate: its human training size and the positive rate synthetic draws keep."""
+    """Per replicate: its human training size, the positive rate synthetic draws keep, and (``train``)
+    the labels and items of its training split, which a human-size experiment subsamples."""
     from synthmix.data.loading import load_human_data
     from synthmix.data.splits import column_values, split_part
 
@@ -128,7 +159,9 @@ def replicate_sizes(params: StudyParams, params_path) -> list[dict]:
         train = split_part(dataset, params.dataset, replicate, "train")  # labels and items only: quick
         sizes.append({"replicate": replicate, "n_human": len(train),
                       "rate": positive_rate(column_values(train, "label"), params.generation.label_balance),
-                      "items": item_weights(train) if params.dataset.item_column else None})
+                      "items": item_weights(train) if params.dataset.item_column else None,
+                      "train": pd.DataFrame({"label": column_values(train, "label"),
+                                            "item": [str(i) for i in column_values(train, "item")]})})
     return sizes
 
 
@@ -152,9 +185,17 @@ def study_design(params: StudyParams, params_path, sizes: list[dict] | None = No
     """
     sizes = sizes if sizes is not None else replicate_sizes(params, params_path)
     own_everywhere = params.generation.per_replicate or params.generation.examples == "human_train"
-    uses, replays = [], []
+    uses, replays, extra_humans, problems = [], [], [], []
+    subsample_items: dict = {}
     for name, grid_params in params.experiment_grid().items():
         own = own_everywhere or grid_params.pool_per_replicate
+        if grid_params.human_sizes is not None:
+            found = human_size_uses(name, grid_params, sizes, params, own)
+            uses += found["uses"]
+            extra_humans += found["extra_humans"]
+            problems += found["problems"]
+            subsample_items.update(found["items"])
+            continue
         filtered = [m for m in grid_params.filters if m != "none"]
         arms = [(m, None) for m in grid_params.filters if m != "none" or not filtered]
         arms += [("none", m) for m in filtered if "none" in grid_params.filters]
@@ -177,14 +218,14 @@ def study_design(params: StudyParams, params_path, sizes: list[dict] | None = No
         need = needs.setdefault(use.pool, {1: 0, 0: 0})
         for label, n in label_counts(use.largest_draw, use.rate).items():
             need[label] = max(need[label], n)
-        weights = items_of.get(use.replicate)
+        weights = subsample_items.get((use.replicate, use.human_size), items_of.get(use.replicate))
         if weights:  # per item, in proportion to the replicate's human training data
             per_item = item_needs.setdefault(use.pool, {})
             for item, counts in item_targets(label_counts(use.largest_draw, use.rate), weights).items():
                 slot = per_item.setdefault(item, {1: 0, 0: 0})
                 for label, n in counts.items():
                     slot[label] = max(slot[label], n)
-    problems, targets = [], {}
+    targets = {}
     fixed = params.generation.pool_size_per_label
     for key, need in needs.items():
         if fixed == "auto":  # a replicate's own pool is drawn by that replicate alone: no margin needed
@@ -209,4 +250,44 @@ def study_design(params: StudyParams, params_path, sizes: list[dict] | None = No
 
     per_item_targets = {key: {item: {label: math.ceil(n * margin(key)) for label, n in counts.items()}
                               for item, counts in by_item.items()} for key, by_item in item_needs.items()}
-    return StudyDesign(sizes, uses, replays, needs, targets, unique, per_item_targets)
+    return StudyDesign(sizes, uses, replays, needs, targets, unique, per_item_targets, extra_humans)
+
+
+def human_size_uses(name: str, grid_params, sizes: list[dict], params: StudyParams, own: bool) -> dict:
+    """The uses of a human-size experiment: per replicate and size, the synthetic arm (a nested stratified
+    subsample of the training split, ``sampling.nested_order``) and the extra-human arm where the rest of
+    the split can supply it. Returns ``uses``, ``extra_humans``, ``problems`` (a size larger than a
+    replicate's training split) and ``items`` ((replicate, size) -> the subsample's item weights).
+    """
+    out = {"uses": [], "extra_humans": [], "problems": [], "items": {}}
+    shares = tuple(sorted(set(grid_params.synthetic_shares)))
+    method = grid_params.filters[0]
+    for size in sizes:
+        replicate, train = size["replicate"], size.get("train")
+        if train is None:  # sizes given without the split (tests of other experiments)
+            raise ValueError("human_size_uses: replicate sizes lack the training split ('train'); use replicate_sizes")
+        order = nested_order(train["label"], train["item"] if params.dataset.item_column else None,
+                             [params.dataset.split_seed, replicate, HUMAN_SIZE_SEED])
+        for wanted in grid_params.human_sizes:
+            if wanted != "all" and wanted > len(train):
+                out["problems"].append(
+                    f"experiments.{name}.human_sizes: human size {wanted} is larger than replicate {replicate}'s "
+                    f"human training split ({len(train)} responses: the training part of split_seed "
+                    f"{params.dataset.split_seed}, replicate {replicate}, after validation is held out); "
+                    f"ask for at most {len(train)}, or 'all'")
+                continue
+            count = len(train) if wanted == "all" else int(wanted)
+            subsample, rest = train.iloc[order[:count]], train.iloc[order[count:]]
+            rate = positive_rate(subsample["label"], params.generation.label_balance)
+            weights = item_weights(subsample) if params.dataset.item_column else None
+            tag = None if wanted == "all" else count
+            out["items"][(replicate, tag)] = weights
+            for temperature in grid_params.temperatures:
+                out["uses"].append(Use(name, temperature, method, "incremental", shares, replicate, count, rate,
+                                       own_pool=own, human_size=tag))
+            schedule = increment_schedule(count, shares, params.teacher.increment)
+            upto = int(round(grid_params.extra_human_extent * schedule[-1])) if schedule else 0
+            available = largest_supplied(rest, rate, upto, weights)
+            if extra_human_shares(count, shares, params.teacher.increment, grid_params.extra_human_extent, available):
+                out["extra_humans"].append(ExtraHumanUse(name, shares, replicate, count, grid_params.extra_human_extent))
+    return out

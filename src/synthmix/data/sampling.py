@@ -241,3 +241,93 @@ def item_targets(target: dict[int, int], item_weights: dict, margin: float = 1.0
 def pool_target(needed: dict[int, int], margin: float) -> dict[int, int]:
     """Responses to generate per label: what the largest draw needs, times ``margin`` (at least 1 more)."""
     return {label: (math.ceil(n * margin) if n else 0) for label, n in needed.items()}
+
+
+# --------------------------------------------------------------- human-size experiment
+#: Tag in the seed of a replicate's nested human subsamples: [split_seed, replicate, HUMAN_SIZE_SEED].
+HUMAN_SIZE_SEED = 16
+
+
+def nested_order(labels, items=None, seed=0) -> np.ndarray:
+    """Row positions in an order whose every prefix is a stratified subsample of the rows.
+
+    Strata are labels (or item and label pairs with ``items``); each stratum's rows are permuted
+    with ``seed``, and the strata take turns in the D'Hondt order of their sizes (``seat_order``),
+    so the first n positions hold each stratum in proportion, and the subsample of 25 is inside
+    the one of 50: a learning curve over human sizes adds responses, it never swaps them.
+    """
+    labels = np.asarray(labels)
+    items = np.asarray([str(i) for i in items]) if items is not None else np.full(len(labels), "")
+    rng = np.random.default_rng(seed)
+    keys = sorted({(item, int(label)) for item, label in zip(items, labels)})
+    members = {key: rng.permutation(np.flatnonzero((items == key[0]) & (labels == key[1]))) for key in keys}
+    taken = dict.fromkeys(keys, 0)
+    order = []
+    for key in seat_order({key: len(rows) for key, rows in members.items()}, len(labels)):
+        order.append(members[key][taken[key]])
+        taken[key] += 1
+    return np.asarray(order, dtype=int)
+
+
+def resolve_human_size(size, n_train: int, where: str = "human_sizes") -> int:
+    """A human size as a count: 'all' is the whole training split; a count above it is an ``InputError``."""
+    if size == "all":
+        return int(n_train)
+    if int(size) > n_train:
+        raise InputError(f"{where}: human size {size} is larger than the training split it is drawn from "
+                         f"({n_train} responses)")
+    return int(size)
+
+
+def subsample_train(human, size, seed):
+    """``(human with train cut to its first ``size`` rows of ``nested_order``, the rest of train)``.
+
+    ``human`` maps split names to datasets (``.select``) or DataFrames; validation and test are
+    unchanged. ``size`` is a count or 'all' (the whole split; the rest is then empty). The rest is
+    returned as a DataFrame (text, label, item, row, id where present): the pool the extra-human arm
+    of a human-size experiment draws from.
+    """
+    train = human["train"]
+    frame = train.reset_index(drop=True) if isinstance(train, pd.DataFrame) else train.to_pandas()
+    count = resolve_human_size(size, len(frame))
+    order = nested_order(frame["label"], frame["item"] if "item" in frame.columns else None, seed)
+    chosen, rest = np.sort(order[:count]), np.sort(order[count:])
+    cut = frame.iloc[chosen].reset_index(drop=True) if isinstance(train, pd.DataFrame) else train.select(chosen)
+    return type(human)({**human, "train": cut}), frame.iloc[rest].reset_index(drop=True)
+
+
+def largest_supplied(pool: pd.DataFrame, rate: float, upto: int, item_weights: dict | None = None) -> int:
+    """The largest count up to ``upto`` that ``pool`` can supply at positive rate ``rate`` without
+    replacement (per item in proportion to ``item_weights`` when given), as ``draw_schedule`` draws it."""
+    if not len(pool):
+        return 0
+    labels = pool["label"].to_numpy()
+    items = pool["item"].astype(str).to_numpy() if "item" in pool.columns else np.full(len(pool), "")
+    held = ({key: int(((items == key[0]) & (labels == key[1])).sum()) for key in
+             [(str(i), label) for i in item_weights for label in (1, 0)]} if item_weights is not None else
+            {label: int((labels == label).sum()) for label in (1, 0)})
+    for count in range(min(int(upto), len(pool)), 0, -1):
+        orders = None if item_weights is None else {label: seat_order(item_weights, label_counts(count, rate)[label])
+                                                    for label in (1, 0)}
+        wanted = _wanted(count, rate, item_weights, orders)
+        if all(n <= held.get(key, 0) for key, n in wanted.items()):
+            return count
+    return 0
+
+
+def extra_human_shares(n_human: int, shares, increment: int, extent: float, available: int) -> list[float]:
+    """The shares whose ``increment_schedule`` is the extra-human arm's schedule, or [] when it has none.
+
+    The arm follows the synthetic arm's schedule (the shares asked for) and continues in steps of
+    ``increment`` up to ``extent`` times its last count, capped at ``available`` (what the rest of
+    the training split can supply): the checkpoints it shares with the synthetic arm are the same
+    counts after the same steps. The extra last count is expressed as the share it makes up.
+    """
+    schedule = increment_schedule(n_human, shares, increment)
+    if not schedule or available < 1:
+        return []
+    top = min(int(round(extent * schedule[-1])), int(available))
+    kept = [float(s) for s in sorted(shares) if 0 < s < 1 and synthetic_count(n_human, s) <= top]
+    if top not in {synthetic_count(n_human, s) for s in kept}:
+        kept.append(top / (n_human + top))
+    return kept

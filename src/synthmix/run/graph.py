@@ -10,6 +10,7 @@ parameters and its inputs' hashes: a changed parameter reruns only what depends 
            └─ train_teacher(protocol, shares, replicate)
                 └─ distill(teacher)                    for experiments with distill: true
     train_teacher(replay, shares, replicate)           the training-steps control (human responses only)
+    train_teacher(extra_human, shares, size, replicate) human-size experiment: extra human responses, same schedule
     analyze(all of the above)                          once per study
 
 A replicate r is one draw of everything a conclusion should hold across: its own human split
@@ -27,6 +28,7 @@ from pathlib import Path
 from synthmix.core import io
 from synthmix.core.layout import NOTEBOOKS, OUTPUTS, notebooks_dir
 from synthmix.data.design import PoolKey, StudyDesign, study_design
+from synthmix.data.sampling import HUMAN_SIZE_SEED
 from synthmix.data.loading import dataset_fingerprint
 from synthmix.data.rubric import rubric_path
 from synthmix.errors import InputError
@@ -157,14 +159,21 @@ def plan_study(params: StudyParams, params_path: str | Path, results_root: str |
                    uses_compute=method == "teacher_agreement")
 
     def teacher_step(condition: str, protocol: str, shares, replicate: int, depends: tuple, experiment: str,
-                     filtered: Step | None, pool: Step | None, like: Step | None = None) -> Step | None:
+                     filtered: Step | None, pool: Step | None, like: Step | None = None,
+                     human_size: int | None = None, extent: float | None = None) -> Step | None:
         identity = {**human, "protocol": protocol, "shares": list(shares), "replicate": replicate,
                     "label_balance": params.generation.label_balance}
+        if human_size is not None:  # a nested subsample of the training split (human-size experiment)
+            identity |= {"human_size": human_size, "human_size_seed": [params.dataset.split_seed, HUMAN_SIZE_SEED]}
+        if extent is not None:
+            identity |= {"extra_human_extent": extent}
         teacher = add("train_teacher", condition, identity | ({"pool_size_like": like.digest} if like else {}),
                       {"protocol": protocol, "synthetic_shares": [float(s) for s in shares], "replicate": replicate,
                        "filtered_dir": filtered.output_dir if filtered else "",
                        "pool_dir": pool.output_dir if pool else "", "base_cache_dir": base_cache_dir,
-                       "pool_size_like_dir": like.output_dir if like else ""},
+                       "pool_size_like_dir": like.output_dir if like else "",
+                       **({"human_size": human_size} if human_size is not None else {}),
+                       **({"extra_human_extent": extent} if extent is not None else {})},
                       depends + ((like,) if like else ()), experiment, uses_compute=True)
         if teacher is not None and experiment in distilled:
             add("distill", condition, {"student": params.student.model_dump(), "replicate": replicate},
@@ -181,10 +190,13 @@ def plan_study(params: StudyParams, params_path: str | Path, results_root: str |
         if filtered is None or (use.like and like is None):
             continue
         teacher_step(f"{use.name()}-r{use.replicate}", use.protocol, use.shares, use.replicate,
-                     (filtered, pool), use.experiment, filtered, pool, like)
+                     (filtered, pool), use.experiment, filtered, pool, like, human_size=use.human_size)
     for replay in design.replays:
         teacher_step(f"{replay.name()}-r{replay.replicate}", "replay", replay.shares, replay.replicate,
                      (), replay.experiment, None, None)
+    for arm in design.extra_humans:  # human-size experiment: the same schedule on extra human responses
+        teacher_step(f"{arm.name()}-r{arm.replicate}", "extra_human", arm.shares, arm.replicate, (), arm.experiment,
+                     None, None, human_size=arm.human_size, extent=arm.extent)
 
     for step_id, names in members.items():
         steps[step_id] = replace(steps[step_id], experiments=tuple(sorted(names)))

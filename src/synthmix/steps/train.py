@@ -9,6 +9,8 @@ the human validation split), prediction, then the protocols that produce a ``Tea
   at every share asked for (``teacher.evaluate: shares``) or after every step (``every_increment``);
   with ``replay=True`` the increments are human training responses drawn afresh: the control
   that separates "more synthetic data" from "more training";
+* ``train_extra_human`` -- the human-size experiment's human arm: ``train_incremental`` on extra human
+  responses from the rest of the training split (the human learning curve);
 * ``train_mixed`` -- fine-tune from the pre-trained model on human train plus synthetic
   responses making up exactly a given share of the training data (early stopping on validation).
 
@@ -32,9 +34,12 @@ from synthmix.data.sampling import (
     draw_human_replay,
     draw_mixture,
     draw_schedule,
+    extra_human_shares,
     increment_schedule,
+    largest_supplied,
     positive_rate,
     share_checkpoints,
+    synthetic_count,
 )
 from synthmix.errors import InputError
 from synthmix.params import TeacherParams
@@ -307,6 +312,41 @@ def train_incremental(human, synthetic: pd.DataFrame | None, params: TeacherPara
                "label_balance": label_balance, "shares": [float(s) for s in shares], "evaluate": params.evaluate,
                "precision": precision}
     return recorder.run(model, tokenizer, history, used_rows, transfer_texts)
+
+
+def train_extra_human(human, rest: pd.DataFrame, params: TeacherParams, replicate: int, shares, extent: float,
+                      label_balance: str = "match_human", transfer_texts=None, base_cache_dir=None, device=None,
+                      item_weights: dict | None = None, precision: str = "fp32") -> TeacherRun:
+    """The human arm of a human-size experiment: the incremental protocol on extra *human* responses.
+
+    ``human["train"]`` is the nested subsample (``sampling.subsample_train``) and ``rest`` the rest
+    of the replicate's training split. After the same human-only fine-tune as the synthetic arm, the
+    run adds responses drawn from ``rest`` without replacement at the same label balance, on the
+    synthetic arm's schedule continued up to ``extent`` times its last count where ``rest`` can supply
+    them (``sampling.extra_human_shares``): the human learning curve the exchange rate is read off.
+    Rows are recorded as protocol ``extra_human`` (no synthetic responses; ``target_share`` marks the
+    checkpoints at the synthetic arm's shares).
+    """
+    n_human = len(human["train"])
+    rate = positive_rate(np.asarray(human["train"]["label"]), label_balance)
+    schedule = increment_schedule(n_human, shares, params.increment)
+    upto = int(round(extent * schedule[-1])) if schedule else 0
+    available = largest_supplied(rest, rate, upto, item_weights)
+    curve = extra_human_shares(n_human, shares, params.increment, extent, available)
+    if not curve:
+        raise InputError(f"extra_human: the rest of the training split ({len(rest)} responses) supplies no extra "
+                         f"human response at the human positive rate {rate:.0%}")
+    run = train_incremental(human, rest, params, replicate, curve, label_balance, transfer_texts, base_cache_dir,
+                            what="the rest of the human training split", device=device, item_weights=item_weights,
+                            precision=precision)
+    asked = {synthetic_count(n_human, s): float(s) for s in shares if 0 < s < 1}
+    metrics = run.metrics
+    metrics["protocol"] = "extra_human"
+    metrics["target_share"] = [0.0 if n == 0 else asked.get(int(n), float("nan")) for n in metrics["n_added"]]
+    metrics["n_synthetic"], metrics["synthetic_share"] = 0, 0.0
+    run.history["extra_human"] = {"rest": int(len(rest)), "available": int(available), "extent": float(extent),
+                                  "shares_asked": [float(s) for s in shares]}
+    return run
 
 
 def train_mixed(human, synthetic: pd.DataFrame | None, share: float, params: TeacherParams, replicate: int,
