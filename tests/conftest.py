@@ -79,3 +79,11 @@ def seed_llm_cache(smoke_study: Path, results: Path) -> Path:
     for part in smoke_study.parent.glob("llm_cache.sqlite*"):  # the database and any write-ahead log beside it
         shutil.copy(part, results / part.name)
     return results
+
+
+def pytest_runtest_logreport(report):
+    """With SYNTHMIX_TEST_TIMES=<file>, append each test phase's seconds to it as it ends (to find slow tests)."""
+    target = os.environ.get("SYNTHMIX_TEST_TIMES")
+    if target:
+        with open(target, "a") as out:
+            out.write(f"{report.duration:.1f}\t{report.when}\t{report.outcome}\t{report.nodeid}\n")

@@ -76,8 +76,10 @@ def test_rerun_replays_cache_without_http_requests(llama_server, tmp_path):
 
 
 def test_reply_is_a_function_of_the_request_only(llama_server, tmp_path):
-    """The same request gets the same reply whatever the server answered before (on main, a repeat of the
-    prompt just sent reused its evaluated prefix and got another text) and from another server."""
+    """Each reply of a server that has answered other requests before (the session's server, then a run of
+    repeats, new seeds and the other label) is the reply a newly started server gives to that request first.
+    A server that reuses any cached prefix (llama-cpp-python's own behaviour) gives other texts here; ours
+    reuses whole n_batch blocks only (``llm.llama_serve``)."""
     from synthmix.llm.server import ManagedLlamaServer, smollm2_gguf
 
     caches = iter(range(100))
@@ -85,14 +87,28 @@ def test_reply_is_a_function_of_the_request_only(llama_server, tmp_path):
     def ask(base_url, label, seed):  # a fresh cache per call, so every call goes to the server
         cache = ReplyCache(tmp_path / f"{next(caches)}.sqlite")
         client = ChatClient("llama.cpp:test", "smollm2-135m", cache, connect=lambda: base_url)
-        return client.complete(build_messages(RUBRIC, label=label, count=3), temperature=0.7, seed=seed,
-                               max_tokens=60).text
+        return client.complete(build_messages(RUBRIC, label=label, count=10), temperature=0.9, seed=seed,
+                               max_tokens=150).text
 
-    first = ask(llama_server.base_url, 1, 21)
-    replies = [ask(llama_server.base_url, 1, 21), ask(llama_server.base_url, 0, 5), ask(llama_server.base_url, 1, 21)]
-    with ManagedLlamaServer(smollm2_gguf(), threads=1) as other:  # another server, another thread count
-        replies.append(ask(other.base_url, 1, 21))
-    assert first.strip() and replies[0] == replies[2] == replies[3] == first
+    requests = [(1, 1), (1, 2), (0, 4), (0, 4), (0, 5), (1, 1)]
+    in_sequence = [ask(llama_server.base_url, *request) for request in requests]
+    first_replies = {}
+    for request in [(0, 4), (0, 5), (1, 1)]:
+        with ManagedLlamaServer(smollm2_gguf(), threads=1) as fresh:
+            first_replies[request] = ask(fresh.base_url, *request)
+    assert all(text.strip() for text in in_sequence)
+    assert [in_sequence[i] for i in (2, 3, 4, 5)] == [first_replies[r] for r in [(0, 4), (0, 4), (0, 5), (1, 1)]]
+    assert in_sequence[0] == in_sequence[5]
+
+
+def test_cache_reuse_is_cut_to_whole_blocks():
+    from synthmix.llm.llama_serve import reusable_prefix
+
+    assert reusable_prefix(list(range(600)), list(range(575)), 512) == 512  # the shared instructions
+    assert reusable_prefix(list(range(575)), list(range(575)), 512) == 512  # a repeat still decodes its tail
+    assert reusable_prefix(list(range(512)), list(range(512)), 512) == 0  # no whole block before the last token
+    assert reusable_prefix(list(range(300)) + [-1] * 300, list(range(600)), 512) == 0
+    assert reusable_prefix([], list(range(600)), 512) == 0
 
 
 def test_managed_pool_is_the_same_with_one_or_two_servers(tmp_path):

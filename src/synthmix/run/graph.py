@@ -158,28 +158,45 @@ def plan_study(params: StudyParams, params_path: str | Path, results_root: str |
                     "base_cache_dir": base_cache_dir}, (pool,), experiment,
                    uses_compute=method == "teacher_agreement")
 
+    pending: list[dict] = []  # teacher steps, added once every experiment that shares one is known
+
     def teacher_step(condition: str, protocol: str, shares, replicate: int, depends: tuple, experiment: str,
                      filtered: Step | None, pool: Step | None, like: Step | None = None,
-                     human_size: int | None = None, extent: float | None = None) -> Step | None:
+                     human_size: int | None = None, extent: float | None = None) -> None:
         identity = {**human, "protocol": protocol, "shares": list(shares), "replicate": replicate,
                     "label_balance": params.generation.label_balance}
         if human_size is not None:  # a nested subsample of the training split (human-size experiment)
             identity |= {"human_size": human_size, "human_size_seed": [params.dataset.split_seed, HUMAN_SIZE_SEED]}
         if extent is not None:
             identity |= {"extra_human_extent": extent}
-        teacher = add("train_teacher", condition, identity | ({"pool_size_like": like.digest} if like else {}),
-                      {"protocol": protocol, "synthetic_shares": [float(s) for s in shares], "replicate": replicate,
-                       "filtered_dir": filtered.output_dir if filtered else "",
-                       "pool_dir": pool.output_dir if pool else "", "base_cache_dir": base_cache_dir,
-                       "pool_size_like_dir": like.output_dir if like else "",
-                       **({"human_size": human_size} if human_size is not None else {}),
-                       **({"extra_human_extent": extent} if extent is not None else {})},
-                      depends + ((like,) if like else ()), experiment, uses_compute=True)
-        if teacher is not None and experiment in distilled:
-            add("distill", condition, {"student": params.student.model_dump(), "replicate": replicate},
-                {"replicate": replicate, "teacher_dir": teacher.output_dir}, (teacher,), experiment,
-                uses_compute=True)
-        return teacher
+        if like:
+            identity |= {"pool_size_like": like.digest}
+        pending.append({"condition": condition, "identity": identity, "experiment": experiment,
+                        "depends": depends + ((like,) if like else ()),
+                        "parameters": {"protocol": protocol, "synthetic_shares": [float(s) for s in shares],
+                                       "replicate": replicate, "filtered_dir": filtered.output_dir if filtered else "",
+                                       "pool_dir": pool.output_dir if pool else "", "base_cache_dir": base_cache_dir,
+                                       "pool_size_like_dir": like.output_dir if like else "",
+                                       **({"human_size": human_size} if human_size is not None else {}),
+                                       **({"extra_human_extent": extent} if extent is not None else {})}})
+
+    def add_teachers() -> None:
+        """Each teacher step once; it computes transfer logits (``transfer_logits``, part of its identity) only
+        when an experiment that shares it distils a student from it."""
+        def key(spec):
+            return io.stable_hash([spec["identity"], [d.digest for d in spec["depends"]]], length=16)
+
+        distilling = {key(spec) for spec in pending if spec["experiment"] in distilled}
+        for spec in pending:
+            logits = key(spec) in distilling
+            teacher = add("train_teacher", spec["condition"], spec["identity"] | {"transfer_logits": logits},
+                          {**spec["parameters"], "transfer_logits": logits}, spec["depends"], spec["experiment"],
+                          uses_compute=True)
+            if teacher is not None and spec["experiment"] in distilled:
+                add("distill", spec["condition"], {"student": params.student.model_dump(),
+                                                    "replicate": spec["parameters"]["replicate"]},
+                    {"replicate": spec["parameters"]["replicate"], "teacher_dir": teacher.output_dir}, (teacher,),
+                    spec["experiment"], uses_compute=True)
 
     for use in design.uses:
         pool = pool_step(use.pool, use.replicate, use.experiment)
@@ -197,6 +214,7 @@ def plan_study(params: StudyParams, params_path: str | Path, results_root: str |
     for arm in design.extra_humans:  # human-size experiment: the same schedule on extra human responses
         teacher_step(f"{arm.name()}-r{arm.replicate}", "extra_human", arm.shares, arm.replicate, (), arm.experiment,
                      None, None, human_size=arm.human_size, extent=arm.extent)
+    add_teachers()
 
     for step_id, names in members.items():
         steps[step_id] = replace(steps[step_id], experiments=tuple(sorted(names)))

@@ -173,10 +173,10 @@ def fill_pool(client: ChatClient, rubric: Rubric, label: int, temperature: float
     return rows
 
 
-#: Marks the replies of managed servers that evaluate every request afresh (``llm.llama_serve``): replies cached
-#: before, by servers that reused the previous request's prompt prefix, depended on what the server had answered
-#: earlier, and are not replayed as if a fresh server would give them.
-MANAGED_SERVING = "fresh-per-request"
+#: Marks the replies of managed servers whose reply is a function of the request (``llm.llama_serve``: the cache
+#: reused in whole n_batch blocks only): replies cached before, by servers that reused any prefix of the previous
+#: request, depended on what the server had answered earlier, and are not replayed as if they did not.
+MANAGED_SERVING = "request-determined"
 
 
 def client_family(settings: GenerationParams) -> str:
@@ -195,8 +195,8 @@ def managed_servers(settings: GenerationParams) -> tuple[int, int]:
 
     A llama.cpp server answers one request at a time, so ``generation.concurrency`` calls run on
     that many servers, at most one per thread of ``generation.server_threads`` (default: the
-    step's threads, else every core), the threads shared out evenly. Every server evaluates each
-    request afresh (``llm.llama_serve``), so a reply does not depend on which server gave it.
+    step's threads, else every core), the threads shared out evenly. Every server's reply is a
+    function of the request (``llm.llama_serve``), so a reply does not depend on which server gave it.
     """
     from synthmix.llm.server import available_threads
 
