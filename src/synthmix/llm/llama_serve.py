@@ -6,7 +6,7 @@ prompt's last token then come from a batch of a different size, which changes th
 and sampling can take another path: the reply to a request depended on what the server had
 answered before (the first time a prompt was sent, and a repeat of it, got different texts with
 the same seed). Evaluating every prompt from an empty cache fixes that but costs the whole
-prompt each call (575 tokens of the default prompt: about 8 s on one CPU thread, most of a call).
+prompt each call (467-575 tokens of the default prompts: about 8 s on one CPU thread, most of a call).
 
 So this launcher wraps ``Llama.generate`` to reuse the cache only in whole blocks of ``n_batch``
 tokens from the start of the prompt. A prompt evaluated from empty is decoded in those same blocks

@@ -60,6 +60,11 @@ def gguf_path(model: str) -> Path:
     )
 
 
+#: Prompt tokens decoded per batch, and so the blocks a server's cache is reused in (``llm.llama_serve``): small
+#: enough that the shared instructions of a prompt (about 450-600 tokens) are evaluated once per server.
+PROMPT_BLOCK = 64
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
@@ -102,7 +107,7 @@ class ManagedLlamaServer:
             "synthmix.llm.llama_serve", "llama_cpp.server",
             "--model", str(self.model_path), "--model_alias", self.alias,
             "--host", "127.0.0.1", "--port", str(self.port),
-            "--n_ctx", str(self.context_length),
+            "--n_ctx", str(self.context_length), "--n_batch", str(PROMPT_BLOCK),
             "--n_threads", str(self.threads), "--n_threads_batch", str(self.threads),
         )
         began = time.monotonic()
