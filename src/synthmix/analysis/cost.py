@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from synthmix.analysis.exchange import HUMAN, SYNTHETIC, sizes_of
+from synthmix.analysis.exchange import HUMAN, rows_at_share
 from synthmix.analysis.results import collect_steps, noted, steps_by_name
 from synthmix.core import io
 
@@ -112,11 +112,7 @@ def cost_table(study_dir, table: pd.DataFrame, rates: pd.DataFrame, costs, share
     steps = collect_steps(study_dir)
     pools = pool_costs(study_dir).set_index("step")
     rows = []
-    for size in sizes_of(table):
-        at = table[table["size"].astype(str) == size]
-        synthetic = at[(at["arm"] == SYNTHETIC) & ((at["target_share"] - share).abs() < 1e-9)]
-        if synthetic.empty:
-            continue
+    for size, at, synthetic in rows_at_share(table, share):
         count = float(synthetic["n_added"].mean())
         spent = {"prompt_tokens": [], "completion_tokens": [], "seconds": []}
         for step in synthetic["step"]:

@@ -82,6 +82,16 @@ def sizes_of(table: pd.DataFrame) -> list[str]:
     return [str(s) for s in categories if str(s) in present]
 
 
+def rows_at_share(table: pd.DataFrame, share: float):
+    """Per size, smallest first: ``(size, that size's rows, its synthetic arm's rows at exactly share)``, for
+    the sizes whose synthetic arm ran at that share."""
+    for size in sizes_of(table):
+        at = table[table["size"].astype(str) == size]
+        synthetic = at[(at["arm"] == SYNTHETIC) & ((at["target_share"] - share).abs() < 1e-9)]
+        if not synthetic.empty:
+            yield size, at, synthetic
+
+
 def synthetic_gains(table: pd.DataFrame, share: float) -> pd.DataFrame:
     """replicate x size: the synthetic arm's gain over human-only at exactly ``share`` (NaN where not run)."""
     rows = table[(table["arm"] == SYNTHETIC) & ((table["target_share"] - share).abs() < 1e-9)]
@@ -154,11 +164,7 @@ def exchange_rates(table: pd.DataFrame, share: float, margin: float, *, alpha: f
     """
     level = 1 - 2 * alpha
     rows = []
-    for size in sizes_of(table):
-        at = table[table["size"].astype(str) == size]
-        synthetic = at[(at["arm"] == SYNTHETIC) & ((at["target_share"] - share).abs() < 1e-9)]
-        if synthetic.empty:
-            continue
+    for size, at, synthetic in rows_at_share(table, share):
         count = int(round(synthetic["n_added"].median()))
         gain_by_replicate = synthetic.set_index("replicate")["gain"]
         gain = judge_paired(gain_by_replicate.to_numpy(), "helps", margin, alpha=alpha, power=power, design=design)

@@ -13,7 +13,6 @@ import pandas as pd
 
 from synthmix.analysis.claims.evidence import StudyEvidence, at_share, points
 from synthmix.analysis.claims.records import record, share_words, untested, verdict_text
-from synthmix.analysis.verdicts import judge_paired
 
 CLAIM = "Filtering out inconsistent synthetic responses does not help."
 
@@ -42,9 +41,8 @@ def claim_filter(evidence: StudyEvidence, settings, levels) -> list[dict]:
                                         "no filtered and unfiltered run at the same share"))
                 continue
             paired = evidence.paired(pairs)
-            alpha = levels.primary_alpha if role == "primary" else levels.alpha
-            judgement = judge_paired(paired.differences, "does_not_help", margin, alpha=alpha, power=levels.power,
-                                     design=paired.design, noise=paired.noise)
+            judgement = paired.judge("does_not_help", margin, levels.primary_alpha if role == "primary" else levels.alpha,
+                                     levels.power)
             lead = (f"At exactly {share_words(share)} synthetic ({_equal_draws(filtered, unfiltered)}), the teacher "
                     f"trained on the {method}-filtered pool minus the one trained on the unfiltered pool is")
             estimand = (f"the expected test AUC of a teacher given {share_words(share)} synthetic responses from the "

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from synthmix.analysis.verdicts import EvaluationNoise, ResamplingDesign, evaluation_noise
+from synthmix.analysis.verdicts import EvaluationNoise, Judgement, ResamplingDesign, evaluation_noise, judge_paired
 from synthmix.core import io
 from synthmix.core.layout import MARKER
 
@@ -36,6 +36,11 @@ class Paired:
 
     def __len__(self) -> int:
         return len(self.replicates)
+
+    def judge(self, direction: str, margin: float, alpha: float, power: float = 0.8) -> Judgement:
+        """The verdict on these differences (``verdicts.judge_paired`` with their design and measured noise)."""
+        return judge_paired(self.differences, direction, margin, alpha=alpha, power=power, design=self.design,
+                            noise=self.noise)
 
 
 class StudyEvidence:

@@ -53,9 +53,8 @@ def claim_size(evidence: StudyEvidence, settings, levels) -> list[dict]:
                                         f"{share_words(share)} with a human-only teacher in the same replicate"))
                 continue
             paired = evidence.paired(pairs)
-            alpha = levels.primary_alpha if role == "primary" else levels.alpha
-            judgement = judge_paired(paired.differences, "helps", margin, alpha=alpha, power=levels.power,
-                                     design=paired.design, noise=paired.noise)
+            judgement = paired.judge("helps", margin, levels.primary_alpha if role == "primary" else levels.alpha,
+                                     levels.power)
             estimand = (f"the expected test AUC of a teacher trained on {n_human} human responses from this data set's "
                         f"population plus {share_words(share)} synthetic ({protocol} protocol, t = {temperature:g}), "
                         "minus that of the same teacher without synthetic responses")
@@ -85,8 +84,7 @@ def _replay_control(evidence: StudyEvidence, runs: pd.DataFrame, share: float, m
                                     "no replay run at the same share"))
             continue
         paired = evidence.paired(pairs)
-        judgement = judge_paired(paired.differences, "helps", margin, alpha=levels.alpha, power=levels.power,
-                                 design=paired.design, noise=paired.noise)
+        judgement = paired.judge("helps", margin, levels.alpha, levels.power)
         more = evidence.paired({r: (replay_at[r], (replay_at[r][0], 0)) for r in pairs})
         training = judge_paired(more.differences, "helps", margin, alpha=levels.alpha, design=more.design,
                                 noise=more.noise)
@@ -119,8 +117,7 @@ def _best_share(evidence: StudyEvidence, curve: pd.DataFrame, share: float, marg
         paired = evidence.paired(pairs)
         means[other] = float(np.mean(paired.differences))
         judges[f"{share_words(other)} minus {share_words(share)}"] = (
-            lambda a, p=paired: judge_paired(p.differences, "does_not_help", margin, alpha=a, power=levels.power,
-                                             design=p.design, noise=p.noise))
+            lambda a, p=paired: p.judge("does_not_help", margin, a, levels.power))
     if not judges:
         return untested("1-best", CLAIM, part, "secondary", "does_not_help", margin,
                         "the curve has no other share with the claim's share in the same replicates")

@@ -143,8 +143,7 @@ def _smaller_gains(evidence, at, common, high, low, share, settings, levels, hig
     judges = {}
     for t in high:
         paired = evidence.paired({r: (at[t][r], at[low][r]) for r in common})
-        judges[f"t = {t:g}"] = (lambda a, p=paired: judge_paired(p.differences, "helps", margin, alpha=a,
-                                                                 power=levels.power, design=p.design, noise=p.noise))
+        judges[f"t = {t:g}"] = (lambda a, p=paired: p.judge("helps", margin, a, levels.power))
     combined, each = judge_every(judges, "helps", margin, alpha=levels.alpha)
     lead = (f"The smallest AUC advantage of a temperature in {{{highs}}} over t = {low:g} at {share_words(share)} "
             "(paired by replicate; intersection–union) is")
