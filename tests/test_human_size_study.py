@@ -28,7 +28,7 @@ def human_size_study(smoke_study, tmp_path_factory) -> Path:
     params |= {"study": "smoke-human-size",
                "experiments": {"human_size": {"temperatures": [0.7], "filters": ["none"], "synthetic_shares": [0.08],
                                               "human_sizes": [24, "all"], "distill": False}},
-               "claims": {"bootstrap_resamples": 200, "exchange_draws": 400}}
+               "claims": {"exchange_draws": 400}}
     params["teacher"] |= {"bootstrap_resamples": 10}
     params["dataset"]["source"] = "embedded:tutor_error_feedback"
     (root / "params.yaml").write_text(yaml.safe_dump(params))
