@@ -64,6 +64,11 @@ class Step:
         return f"{self.kind}/{self.condition}-{self.digest}"
 
 
+#: Experiments whose claims read the whole learning curve (claim 2b: the instability between successive
+#: checkpoints), so their teachers score the test set after every increment whatever ``teacher.evaluate`` says.
+CURVE_EXPERIMENTS = ("variety",)
+
+
 def available_kinds() -> list[str]:
     """The step kinds whose notebook exists."""
     return [kind for kind, name in NOTEBOOKS.items() if (notebooks_dir() / name).is_file()]
@@ -182,16 +187,20 @@ def plan_study(params: StudyParams, params_path: str | Path, results_root: str |
 
     def add_teachers() -> None:
         """Each teacher step once; it computes transfer logits (``transfer_logits``, part of its identity) only
-        when an experiment that shares it distils a student from it."""
+        when an experiment that shares it distils a student from it, and scores the test set after every
+        increment where a claim reads the whole curve (``CURVE_EXPERIMENTS``), else at ``teacher.evaluate``."""
         def key(spec):
             return io.stable_hash([spec["identity"], [d.digest for d in spec["depends"]]], length=16)
 
         distilling = {key(spec) for spec in pending if spec["experiment"] in distilled}
+        curves = {key(spec) for spec in pending if spec["experiment"] in CURVE_EXPERIMENTS}
         for spec in pending:
             logits = key(spec) in distilling
-            teacher = add("train_teacher", spec["condition"], spec["identity"] | {"transfer_logits": logits},
-                          {**spec["parameters"], "transfer_logits": logits}, spec["depends"], spec["experiment"],
-                          uses_compute=True)
+            evaluate = "every_increment" if key(spec) in curves else params.teacher.evaluate
+            teacher = add("train_teacher", spec["condition"],
+                          spec["identity"] | {"transfer_logits": logits, "evaluate": evaluate},
+                          {**spec["parameters"], "transfer_logits": logits, "evaluate": evaluate}, spec["depends"],
+                          spec["experiment"], uses_compute=True)
             if teacher is not None and spec["experiment"] in distilled:
                 add("distill", spec["condition"], {"student": params.student.model_dump(),
                                                     "replicate": spec["parameters"]["replicate"]},
