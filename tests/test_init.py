@@ -134,8 +134,10 @@ def run_to_verdicts(folder, data, rubric_text, budget: str = "2") -> list[dict]:
 def assert_a_verdict_on_every_claim(records: list[dict]) -> None:
     verdicts = {r["id"]: r["verdict"] for r in records if r["id"] in ("1", "2a", "3")}
     assert set(verdicts) == {"1", "2a", "3"}, records
-    untested = {claim: r["text"] for r in records for claim in [r["id"]] if r["verdict"] == "not tested"}
-    assert untested == {}, untested
+    primary = {r["id"]: r["text"] for r in records if r["role"] == "primary" and r["verdict"] == "not tested"}
+    assert primary == {}, primary  # each claim's primary verdict is decided from the run
+    for r in records:  # a secondary part a small study cannot test says why
+        assert r["verdict"] != "not tested" or r["text"].startswith("Not tested: ") and len(r["text"]) > 20, r
 
 
 def embedded_rubric_text() -> dict:

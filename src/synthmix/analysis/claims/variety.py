@@ -111,7 +111,7 @@ def _instability(evidence, runs, temperatures, high, low, share, settings, level
     if len(grid) < 3:
         return untested("2b", CLAIM, part, "secondary", "helps", margin,
                         f"the curves share {len(grid)} checkpoints up to {share_words(share)}; instability needs at "
-                        "least 3 (set teacher.evaluate: every_increment for the variety experiment)", "ratio")
+                        "least 3 (a larger variety share or a smaller teacher.increment gives a longer curve)", "ratio")
     at = {t: points(at_share(runs[runs["temperature"] == t], share)) for t in temperatures}
     judges = {}
     for t in high:
