@@ -204,14 +204,6 @@ def render_section(name: str, values: dict, model, indent: str = "", skip: tuple
     return lines
 
 
-def _grading_threshold(proposal: Proposal) -> float:
-    """The share of the data coded 1 (the positive labels' rows over the mapped rows), within 0.2-0.8; 0.5
-    while the labels are not mapped yet."""
-    positive = sum(proposal.label_counts.get(v, 0) for v in proposal.positive_labels or ())
-    mapped = positive + sum(proposal.label_counts.get(v, 0) for v in proposal.negative_labels or ())
-    return round(min(0.8, max(0.2, positive / mapped)), 2) if mapped and positive else 0.5
-
-
 def params_text(proposal: Proposal, data_name: str, rubric_name: str, study: str, size: StudySize | None = None,
                 n_train: int | None = None, sizing_note: str = "", max_length: int = 128) -> str:
     """The params file: every key with a comment saying what it is and what was found; the experiments,
@@ -266,8 +258,9 @@ def params_text(proposal: Proposal, data_name: str, rubric_name: str, study: str
         f"  temperatures: {_yaml([stable, variable])}        # one synthetic pool per temperature (claim 2 compares "
         f"{stable:g} with {variable:g}; the paper ran 0.1 to 0.9)",
         "  pool_size_per_label: auto       # derived from the shares the experiments ask for and the human training size",
-        "  pool_margin: 1.5                # shared pools hold 1.5x the largest draw (two replicates' draws still "
-        "overlap by about 2/3)",
+        "  pool_margin: 3.0                # shared pools hold 3x the largest draw: the teacher-agreement filter "
+        "may remove most of one code (of one item), and the filtered arm must still draw its share; two "
+        "replicates' draws overlap by about 1/3",
         "  label_balance: match_human      # synthetic responses drawn at the human positive rate, or balanced",
         "  responses_per_call: 10          # 'draft 10 responses' per call (the paper's)",
         "  max_tokens: 400                 # per call; ten short responses fit",
@@ -275,9 +268,6 @@ def params_text(proposal: Proposal, data_name: str, rubric_name: str, study: str
         "filter:",
         "  methods: [none, teacher_agreement]   # none, and a classifier trained on the human data only "
         "(llm_judge needs a capable LLM)",
-        f"  threshold: {_grading_threshold(proposal)}                  # teacher_agreement: P(1) at or above it "
-        "grades 1; proposed: the data's share coded 1, so a grader whose scores stay near that rate still keeps "
-        "responses of both codes",
         "teacher:",
         "  model: minilm-l6                # classifier: minilm-l6 offline, or a Hugging Face id (bert-base-uncased)",
         f"  max_length: {max_length}                 # tokens per response (sized to the longest responses in the data)",
