@@ -6,7 +6,6 @@ a fixed delay per call), so the seconds are known."""
 from __future__ import annotations
 
 import pandas as pd
-import pytest
 from conftest import REPO
 from fault_server import fault_server
 
