@@ -30,8 +30,9 @@ study: setup
 smoke: setup
 	$(VENV)/bin/synthmix run params/smoke.yaml
 
+# the tests run on every core (pytest-xdist, a file per worker; the slow files start first: tests/conftest.py)
 test: setup
-	$(VENV)/bin/python -m pytest
+	$(VENV)/bin/python -m pytest -n auto --dist loadfile
 
 bench: setup
 	$(VENV)/bin/python bench/bench_generation.py

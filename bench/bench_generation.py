@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from synthmix.data.design import study_design
+from synthmix.data.design import PoolKey, study_design
 from synthmix.data.rubric import load_rubric, rubric_path
 from synthmix.params import load_params
 from synthmix.steps.generate import generate_pool
@@ -52,7 +52,11 @@ def main() -> None:
     args = parser.parse_args()
     study = load_params(args.params)
     rubric = load_rubric(rubric_path(study.dataset, args.params))
-    targets = scaled_targets(study_design(study, args.params).targets[args.temperature], args.responses)
+    pools = study_design(study, args.params).targets  # by pool: the temperature's shared one, or a replicate's own
+    key = next((k for k in (PoolKey(args.temperature), PoolKey(args.temperature, own=True)) if k in pools), None)
+    if key is None:
+        parser.error(f"{args.params} generates no pool at temperature {args.temperature}")
+    targets = scaled_targets(pools[key], args.responses)
     threads = args.threads or os.cpu_count() or 1
     base = study.generation.model_copy(update={"server_threads": threads})
     runs = {1: [], args.concurrency: []}

@@ -14,6 +14,9 @@ from filelock import FileLock
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+if os.environ.get("PYTEST_XDIST_WORKER"):  # a core per worker: torch and the llama.cpp servers tests start get one thread
+    for variable in ("SYNTHMIX_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(variable, "1")
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data" / "semeval2013-task7-beetle-2way"
@@ -25,12 +28,39 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None) -> sub
                           text=True, env={**os.environ, **(env or {})}, timeout=1800)
 
 
+def cli_here(*args: str, cwd: Path | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run ``synthmix`` in this process (``synthmix.cli.main``, what the command calls): the same exit
+    status and output as ``run_cli`` without a new interpreter's imports, for commands that only read
+    and check (validate, init, a run refused before it starts). ``env`` values replace the environment's
+    for the call ("" included); the old environment and working folder are restored afterwards."""
+    import contextlib
+    import io
+
+    from synthmix.cli import main
+
+    stdout, stderr = io.StringIO(), io.StringIO()
+    saved_env, saved_cwd = dict(os.environ), os.getcwd()
+    try:
+        os.environ.update(env or {})
+        os.chdir(cwd or REPO)
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+            try:
+                returncode = main(list(args))
+            except SystemExit as exit_:  # argparse and explicit exits
+                returncode = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
+    finally:
+        os.chdir(saved_cwd)
+        os.environ.clear()
+        os.environ.update(saved_env)
+    return subprocess.CompletedProcess(["synthmix", *args], int(returncode or 0), stdout.getvalue(), stderr.getvalue())
+
+
 @pytest.fixture(scope="session")
 def llama_server():
     """A real llama.cpp server with SmolLM2-135M-Instruct, started once for the session."""
     from synthmix.llm.server import ManagedLlamaServer, smollm2_gguf
 
-    with ManagedLlamaServer(smollm2_gguf(), threads=2) as server:
+    with ManagedLlamaServer(smollm2_gguf(), threads=int(os.environ.get("SYNTHMIX_THREADS") or 2)) as server:
         yield server
 
 
@@ -87,3 +117,19 @@ def pytest_runtest_logreport(report):
     if target:
         with open(target, "a") as out:
             out.write(f"{report.duration:.1f}\t{report.when}\t{report.outcome}\t{report.nodeid}\n")
+
+
+# With pytest-xdist (`make test` runs `pytest -n auto --dist loadfile`) each file runs on one worker, so a
+# module-scoped fixture (a study, trained teachers) is built once. The files that take minutes start
+# first, so that the workers end together.
+START_FIRST = ("tests/test_init_beetle.py", "tests/test_init.py", "tests/test_generation.py", "tests/test_real_data.py",
+               "tests/reliability/test_kill_rerun.py", "tests/test_human_size_study.py", "tests/test_executors.py",
+               "tests/reliability/test_integrity.py", "tests/test_train.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Run the files of ``START_FIRST`` first, in that order (the rest keep theirs)."""
+    def rank(item):
+        path = item.nodeid.split("::")[0]
+        return START_FIRST.index(path) if path in START_FIRST else len(START_FIRST)
+    items[:] = sorted(items, key=rank)

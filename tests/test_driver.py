@@ -7,7 +7,7 @@ from pathlib import Path
 
 import nbformat
 import pandas as pd
-from conftest import REPO, run_cli
+from conftest import REPO, run_cli, seed_llm_cache
 
 from synthmix.core.layout import MARKER
 from synthmix.params import load_params
@@ -27,8 +27,8 @@ def test_dry_run_lists_steps_and_writes_nothing(tmp_path):
     assert not results.exists()
 
 
-def test_smoke_generation_runs_through_papermill_then_skips(tmp_path):
-    results = tmp_path / "results"
+def test_smoke_generation_runs_through_papermill_then_skips(smoke_study, tmp_path):
+    results = seed_llm_cache(smoke_study, tmp_path / "results")  # replies replayed: the step, not the server, is tested
     first = run_cli("run", "params/smoke.yaml", "--only", "generate", "--results", str(results), "--no-progress")
     assert first.returncode == 0, first.stdout + first.stderr
     assert "[1/1] generate t0.7" in first.stdout
@@ -51,8 +51,8 @@ def test_smoke_generation_runs_through_papermill_then_skips(tmp_path):
     assert generate_dirs(results) == [folder]
 
 
-def test_a_step_without_its_marker_is_redone(tmp_path):
-    results = tmp_path / "results"
+def test_a_step_without_its_marker_is_redone(smoke_study, tmp_path):
+    results = seed_llm_cache(smoke_study, tmp_path / "results")
     params = load_params(REPO / "params/smoke.yaml")
     steps, _ = plan_study(params, REPO / "params/smoke.yaml", results, only=["generate"])
     (step,) = steps

@@ -61,7 +61,8 @@ def test_rerun_replays_cache_without_http_requests(llama_server, tmp_path):
 
     first_client, first_sent = counting_http_client()
     pool, report = run(first_client)
-    assert report["stats"]["calls_made"] == len(first_sent) > 0
+    # every call made is a request (a retry another); a call started ahead and dropped when the pool was full is one too
+    assert 0 < report["stats"]["calls_made"] + report["stats"]["retries_this_run"] <= len(first_sent)
     assert set(pool["label"]) == {0, 1} and len(pool) <= 8
     assert not pool["text"].duplicated().any()
 

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import REPO, run_cli
+from conftest import REPO, cli_here
 
 from synthmix.analysis import cost, exchange
 from synthmix.data.design import study_design
@@ -113,7 +113,7 @@ def test_each_size_runs_the_synthetic_arm_and_an_extra_human_arm_where_the_split
 def test_a_human_size_larger_than_a_replicates_training_split_is_rejected_naming_both(tmp_path):
     params_file = tmp_path / "params.yaml"
     params_file.write_text(yaml.safe_dump(human_size_params(human_sizes=[24, 120])))
-    result = run_cli("validate", str(params_file))
+    result = cli_here("validate", str(params_file))
     assert result.returncode == 2, result.stdout + result.stderr
     lines = result.stderr.strip().splitlines()
     assert lines == [f"{params_file}: experiments.human_size.human_sizes: human size 120 is larger than replicate {r}'s "

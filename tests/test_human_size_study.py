@@ -70,7 +70,11 @@ def test_claims_json_carries_claim_4_and_the_index_shows_its_figures_and_tables(
     assert {"estimate", "ci_low", "ci_high", "margin", "power", "replicates_needed", "text"} <= set(records[0])
     rates = pd.read_csv(analysis / "exchange_rates.csv")
     assert list(rates["size"].astype(str)) == ["24", "all"]
-    assert rates.loc[1, "status"] == "no extra human responses"
+    at_all = rates.loc[1]
+    assert at_all["curve_to"] == 0  # the whole split trains at "all": no extra human responses to read a curve from
+    expected = ("harmful" if at_all["gain_high"] < 0 else "worth nothing" if at_all["gain"] <= 0
+                else "no extra human responses")  # a gain at or below 0 is worth nothing without any curve
+    assert at_all["status"] == expected, at_all.to_dict()
     costs = pd.read_csv(analysis / "costs.csv")
     assert list(costs["synthetic"]) == [2, 8]
     (pool,) = cost.pool_costs(human_size_study).to_dict(orient="records")
@@ -80,5 +84,5 @@ def test_claims_json_carries_claim_4_and_the_index_shows_its_figures_and_tables(
         assert pool["calls_replayed"] == pool["calls"] > 0 and costs["prompt_tokens"].isna().all()
     index = (human_size_study.parent / "index.html").read_text()
     for shown in ("auc_by_human_size.png", "exchange_rate.png", "How much human coding the synthetic responses replace",
-                  "Augmentation helps more when human data is scarce", "tokens in / out", "no extra human responses"):
+                  "Augmentation helps more when human data is scarce", "tokens in / out", expected):
         assert shown in index, shown

@@ -9,7 +9,7 @@ import json
 
 import pandas as pd
 import yaml
-from conftest import REPO, run_cli
+from conftest import REPO, cli_here, run_cli
 
 from synthmix.data.rubric import TODO_MARK
 from synthmix.params import ClaimsParams, ExperimentParams, load_params
@@ -40,7 +40,7 @@ def fill_todos(value, text="Written by the researcher."):
 
 def test_init_proposes_columns_and_labels_and_validate_passes_once_todos_are_written(tmp_path):
     data = coded_csv(tmp_path)
-    out = run_cli("init", str(data), "--results", str(tmp_path / "results"))
+    out = cli_here("init", str(data), "--results", str(tmp_path / "results"))
     assert out.returncode == 0, out.stderr
     assert "values: incorrect x40, Correct x20" in out.stdout
     params_file, rubric_file = tmp_path / "coded.params.yaml", tmp_path / "coded.rubric.yaml"
@@ -51,7 +51,7 @@ def test_init_proposes_columns_and_labels_and_validate_passes_once_todos_are_wri
     assert all("#" in line for line in params_file.read_text().splitlines()
                if line.strip() and not line.rstrip().endswith(":")), "every key carries a comment"
 
-    before = run_cli("validate", str(params_file))
+    before = cli_here("validate", str(params_file))
     assert before.returncode == 2
     missing = before.stderr.strip().splitlines()
     assert f"{rubric_file}: scenario still says '{TODO_MARK}': write it" in missing
@@ -59,14 +59,14 @@ def test_init_proposes_columns_and_labels_and_validate_passes_once_todos_are_wri
     assert len(missing) == 9  # scenario, question, persona, 2 criteria, 2 examples, 2 items' questions
 
     rubric_file.write_text(yaml.safe_dump(fill_todos(yaml.safe_load(rubric_file.read_text()))))
-    after = run_cli("validate", str(params_file), "--results", str(tmp_path / "results"))
+    after = cli_here("validate", str(params_file), "--results", str(tmp_path / "results"))
     assert after.returncode == 0, after.stderr
     assert "2 items, each stratified" in after.stdout
     assert "pool t0.3:" in after.stdout and "calls" in after.stdout  # the estimate per pool
 
 
 def test_experiments_and_claims_are_rendered_from_the_schema(tmp_path):
-    assert run_cli("init", str(coded_csv(tmp_path)), "--results", str(tmp_path / "results")).returncode == 0
+    assert cli_here("init", str(coded_csv(tmp_path)), "--results", str(tmp_path / "results")).returncode == 0
     text = (tmp_path / "coded.params.yaml").read_text()
     study = load_params(tmp_path / "coded.params.yaml")
     assert set(study.experiments) == {"size", "variety", "consistency"}
@@ -85,7 +85,7 @@ def test_the_proposal_is_sized_to_the_time_budget(tmp_path):
     data = coded_csv(tmp_path)
     sized = {}
     for budget in ("600", "1"):
-        out = run_cli("init", str(data), "--force", "--budget-minutes", budget, "--results", str(tmp_path / "results"))
+        out = cli_here("init", str(data), "--force", "--budget-minutes", budget, "--results", str(tmp_path / "results"))
         assert out.returncode == 0, out.stderr
         sized[budget] = load_params(tmp_path / "coded.params.yaml")
         assert "min (estimate; budget" in out.stdout
@@ -98,28 +98,28 @@ def test_unmapped_label_values_are_left_for_a_person(tmp_path):
     table = pd.read_csv(data)
     table.loc[::4, "code"] = "partially_correct"
     table.to_csv(data, index=False)
-    assert run_cli("init", str(data)).returncode == 0
+    assert cli_here("init", str(data)).returncode == 0
     text = (tmp_path / "coded.params.yaml").read_text()
     assert "values not mapped yet: partially_correct (15)" in text
-    out = run_cli("validate", str(tmp_path / "coded.params.yaml"))
+    out = cli_here("validate", str(tmp_path / "coded.params.yaml"))
     assert out.returncode == 2 and "partially_correct" in out.stderr
 
 
 def test_init_never_overwrites_without_force(tmp_path):
     data = coded_csv(tmp_path)
-    assert run_cli("init", str(data)).returncode == 0
+    assert cli_here("init", str(data)).returncode == 0
     (tmp_path / "coded.rubric.yaml").write_text("name: mine\n")
-    again = run_cli("init", str(data))
+    again = cli_here("init", str(data))
     assert again.returncode == 2 and "already exists; pass --force" in again.stderr
     assert (tmp_path / "coded.rubric.yaml").read_text() == "name: mine\n"
-    assert run_cli("init", str(data), "--force").returncode == 0
+    assert cli_here("init", str(data), "--force").returncode == 0
 
 
 # ------------------------------------------------------------------------------- end to end
 def run_to_verdicts(folder, data, rubric_text, budget: str = "2") -> list[dict]:
     """init on ``data``, the rubric's TODOs written from ``rubric_text``, then `synthmix run` with no other
     edit; the claim records of its 05_analyze."""
-    out = run_cli("init", str(data), "--budget-minutes", budget, "--results", str(folder / "results"))
+    out = cli_here("init", str(data), "--budget-minutes", budget, "--results", str(folder / "results"))
     assert out.returncode == 0, out.stdout + out.stderr
     rubric = folder / f"{data.stem}.rubric.yaml"
     rubric.write_text(yaml.safe_dump(fill_todos(yaml.safe_load(rubric.read_text()), rubric_text)))
@@ -148,34 +148,5 @@ def embedded_rubric_text() -> dict:
 
 def test_init_rubric_run_gives_a_verdict_on_every_claim_on_the_embedded_data(tmp_path):
     table = pd.read_csv(EMBEDDED / "responses.csv")  # our own responses (written for this project), as a user's CSV
-    table.sample(frac=1, random_state=1).to_csv(tmp_path / "feedback.csv", index=False)
+    table.sample(n=200, random_state=1).to_csv(tmp_path / "feedback.csv", index=False)  # a small study: 200 responses
     assert_a_verdict_on_every_claim(run_to_verdicts(tmp_path, tmp_path / "feedback.csv", embedded_rubric_text()))
-
-
-BEETLE_RUBRIC = {
-    "scenario": "Students in a tutoring system about basic electricity answer short questions on circuits with "
-                "bulbs, batteries and switches, in their own words.",
-    "persona": "You are a secondary school student answering a short question about an electric circuit in a "
-               "tutoring system. Write one short answer of one sentence, in plain words, as a student would.",
-    "positive_criteria": "Score 1 when the answer states the correct reason, in the sense of the reference answer.",
-    "negative_criteria": "Score 0 when the answer is wrong, irrelevant, or only restates the question.",
-    "examples": {"positive": "The bulb is in a closed path with the battery.",
-                 "negative": "Because the bulb is bright."},
-}
-
-
-def test_init_rubric_run_gives_a_verdict_on_every_claim_on_beetle_answers(beetle_dir, tmp_path):
-    from synthmix.data.semeval import read_semeval
-
-    table = read_semeval(beetle_dir / "training" / "2way" / "beetle")
-    table = table.assign(correct=(table["label"] == "correct").astype(int))
-    counts = table.groupby("item")["correct"].agg(["size", "mean"])
-    items = counts[(counts["size"] >= 60) & counts["mean"].between(0.3, 0.7)].index[:3]
-    subset = pd.concat([table[table["item"] == item].sample(min(100, counts.loc[item, "size"]), random_state=0)
-                        for item in items])
-    subset = subset.drop(columns="correct").rename(columns={
-        "response_id": "answer_id", "item": "question_id", "question": "question_text", "response": "answer",
-        "label": "accuracy"})
-    subset.to_csv(tmp_path / "beetle.csv", index=False)  # in the test's scratch folder only, never the repository
-    records = run_to_verdicts(tmp_path, tmp_path / "beetle.csv", BEETLE_RUBRIC)
-    assert_a_verdict_on_every_claim(records)

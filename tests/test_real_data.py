@@ -11,11 +11,13 @@ import xml.etree.ElementTree as ElementTree
 import pandas as pd
 import pytest
 import yaml
-from conftest import REPO, run_cli
+from conftest import REPO, cli_here, run_cli
 
 from synthmix.data.loading import load_human_data
 from synthmix.data.splits import split_human_data
 from synthmix.params import parse_params
+
+pytestmark = pytest.mark.xdist_group("test_real_data")  # pytest-xdist: on one worker (its module-scoped fixtures are built once)
 
 
 def beetle_table(folder) -> pd.DataFrame:
@@ -44,7 +46,7 @@ def beetle_study(beetle_dir, tmp_path_factory):
 
 def test_real_data_validates_and_reports_duplicates(beetle_study):
     folder, table, _ = beetle_study
-    result = run_cli("validate", str(folder / "params.yaml"))
+    result = cli_here("validate", str(folder / "params.yaml"))
     assert result.returncode == 0, result.stderr
     n_correct = int((table["accuracy"] == "correct").sum())
     assert f"{len(table)} responses, {n_correct} coded 1" in result.stdout
@@ -75,7 +77,7 @@ def test_real_data_with_a_code_outside_the_mapping_names_the_rows(beetle_study):
     broken.loc[[4, 10], "accuracy"] = "partially_correct"
     broken.to_csv(folder / "broken.tsv", sep="\t", index=False)
     (folder / "broken.yaml").write_text(yaml.safe_dump({"study": "beetle", "dataset": {**dataset, "source": "broken.tsv"}}))
-    result = run_cli("validate", str(folder / "broken.yaml"))
+    result = cli_here("validate", str(folder / "broken.yaml"))
     assert result.returncode == 2
     assert result.stderr.strip() == (
         f"{folder / 'broken.tsv'}: column 'accuracy' has values {{partially_correct}} in rows 5, 11; "
@@ -115,7 +117,7 @@ def test_semeval_folder_without_xml_names_the_folders_that_have_it(beetle_dir, t
     (tmp_path / "params.yaml").write_text(yaml.safe_dump({"study": "b", "dataset": {
         **SEMEVAL_DATASET, "source": f"semeval:{beetle_dir}"}}))
     (tmp_path / "rubric.yaml").write_text(yaml.safe_dump(BEETLE_RUBRIC))
-    result = run_cli("validate", str(tmp_path / "params.yaml"))
+    result = cli_here("validate", str(tmp_path / "params.yaml"))
     assert result.returncode == 2
     assert f"{beetle_dir}: no SemEval question files (*.xml) in this folder; folders below it that hold XML files: " \
            "test/2way/beetle/test-unseen-answers, test/2way/beetle/test-unseen-questions, training/2way/beetle" \
@@ -162,7 +164,7 @@ def test_reduced_beetle_study_runs_to_a_teacher_with_per_item_auc(beetle_dir, tm
                           "increment": 4, "bootstrap_resamples": 100},
               "replicates": 1}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    checked = run_cli("validate", str(tmp_path / "params.yaml"))
+    checked = cli_here("validate", str(tmp_path / "params.yaml"))
     assert checked.returncode == 0, checked.stderr
     assert "301 responses, 87 coded 1" in checked.stdout and "3 items, each stratified" in checked.stdout
     out = run_cli("run", str(tmp_path / "params.yaml"), "--only", "train_teacher", "--results", str(tmp_path / "results"),

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, run_cli
+from conftest import REPO, cli_here, run_cli
 
 GOOD_ROWS = "response_id,response,label\n" + "".join(
     f"r{i},response number {i} about fractions,{i % 2}\n" for i in range(1, 13)
@@ -96,12 +96,12 @@ def test_bad_input_is_named_and_exits_2(tmp_path, case):
         (tmp_path / data_file[0]).write_text(data_file[1])
     before = sorted(p.name for p in tmp_path.iterdir())
     rubric = str(REPO / "src/synthmix/data/default_data/tutor_error_feedback/rubric.yaml")
-    result = run_cli("validate", str(params), env={"OPENAI_API_KEY": ""})
+    result = cli_here("validate", str(params), env={"OPENAI_API_KEY": ""})
     assert result.returncode == 2, result.stdout + result.stderr
     assert result.stderr.strip().splitlines() == [e.format(params=params, folder=tmp_path, rubric=rubric) for e in expected]
     # a run with the same params stops before writing anything
     results = tmp_path / "results"
-    run = run_cli("run", str(params), "--results", str(results))
+    run = cli_here("run", str(params), "--results", str(results))
     assert run.returncode == 2
     assert not results.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == before
@@ -109,7 +109,7 @@ def test_bad_input_is_named_and_exits_2(tmp_path, case):
 
 def test_every_problem_is_listed_at_once(tmp_path):
     params = write_study(tmp_path, GOOD_ROWS.replace("response number 2 about fractions", "").replace(",0\n", ",maybe\n", 1))
-    result = run_cli("validate", str(params))
+    result = cli_here("validate", str(params))
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 2
@@ -118,7 +118,7 @@ def test_every_problem_is_listed_at_once(tmp_path):
 
 def test_openai_backend_without_key_says_which_variable(tmp_path):
     params = write_study(tmp_path, generation={"backend": "openai", "model": "gpt-4o", "api_key_env": "SYNTHMIX_TEST_KEY"})
-    result = run_cli("validate", str(params), env={"SYNTHMIX_TEST_KEY": ""})
+    result = cli_here("validate", str(params), env={"SYNTHMIX_TEST_KEY": ""})
     assert result.returncode == 2
     assert result.stderr.strip() == (
         f"{params}: line 4: generation: backend 'openai' needs an API key in the environment variable SYNTHMIX_TEST_KEY (it is not set); "
@@ -127,7 +127,7 @@ def test_openai_backend_without_key_says_which_variable(tmp_path):
 
 def test_valid_study_passes_with_a_summary(tmp_path):
     params = write_study(tmp_path)
-    result = run_cli("validate", str(params))
+    result = cli_here("validate", str(params))
     assert result.returncode == 0, result.stderr
     assert f"{params}: OK" in result.stdout
     assert "12 responses, 6 coded 1" in result.stdout
@@ -136,7 +136,7 @@ def test_valid_study_passes_with_a_summary(tmp_path):
 def test_duplicate_responses_are_reported_with_counts(tmp_path):
     rows = GOOD_ROWS.replace("response number 7 about fractions", "Response number 3 about fractions!")
     params = write_study(tmp_path, rows)
-    result = run_cli("validate", str(params))
+    result = cli_here("validate", str(params))
     assert result.returncode == 0, result.stderr
     assert "warning: " in result.stdout
     assert "1 responses appear more than once (2 rows in all), e.g. 'response number 3 about fractions' x2" in result.stdout
@@ -153,18 +153,18 @@ def test_a_pool_too_small_for_a_share_names_the_condition_and_the_numbers(tmp_pa
     params = write_study(tmp_path, None, dataset={"source": "embedded:tutor_error_feedback"}, replicates=1,
                          generation={"temperatures": [0.7], "pool_size_per_label": 30},
                          teacher={"synthetic_shares": [0.5]})
-    result = run_cli("validate", str(params))
+    result = cli_here("validate", str(params))
     assert result.returncode == 2, result.stdout + result.stderr
     assert result.stderr.strip().splitlines() == [
         f"{params}: experiments.grid: condition t0.7-none-incremental50 (replicate 0) needs {n} synthetic responses "
         f"coded {label} at share 0.5 (96 human training responses, 42% positive), but generation.pool_size_per_label "
         "is 30; raise it or set it to 'auto'" for n, label in ((40, 1), (56, 0))]
-    run = run_cli("run", str(params), "--results", str(tmp_path / "results"))
+    run = cli_here("run", str(params), "--results", str(tmp_path / "results"))
     assert run.returncode == 2 and not (tmp_path / "results").exists()
     enough = write_study(tmp_path, None, dataset={"source": "embedded:tutor_error_feedback"}, replicates=1,
                          generation={"temperatures": [0.7], "pool_size_per_label": 56},
                          teacher={"synthetic_shares": [0.5]})
-    assert run_cli("validate", str(enough)).returncode == 0
+    assert cli_here("validate", str(enough)).returncode == 0
 
 
 def test_an_unavailable_device_is_a_clear_error_at_validate(tmp_path):
@@ -173,15 +173,15 @@ def test_an_unavailable_device_is_a_clear_error_at_validate(tmp_path):
     if torch.cuda.is_available():
         pytest.skip("a CUDA device is present")
     params = write_study(tmp_path, compute={"device": "cuda"})
-    result = run_cli("validate", str(params))
+    result = cli_here("validate", str(params))
     assert result.returncode == 2
     assert "compute.device: cuda is not available on this machine" in result.stderr
-    assert run_cli("validate", str(write_study(tmp_path, compute={"device": "auto"}))).returncode == 0
+    assert cli_here("validate", str(write_study(tmp_path, compute={"device": "auto"}))).returncode == 0
 
 
 # ------------------------------------------------------------------------------ estimates
 def test_validate_prints_calls_tokens_and_time_per_pool_and_per_step_kind(tmp_path):
-    result = run_cli("validate", str(REPO / "params" / "smoke.yaml"), "--results", str(tmp_path / "results"))
+    result = cli_here("validate", str(REPO / "params" / "smoke.yaml"), "--results", str(tmp_path / "results"))
     assert result.returncode == 0, result.stderr
     pool = next(line for line in result.stdout.splitlines() if "pool t0.7:" in line)
     assert "8 responses needed (3 coded 1, 5 coded 0)" in pool and "assumed yield (costs.assumed_yield)" in pool
@@ -208,7 +208,7 @@ def write_earlier_pool(results, model="smollm2-135m", temperature=0.7, calls=20,
 def test_the_estimate_uses_the_yield_and_rates_measured_by_earlier_runs(tmp_path):
     results = tmp_path / "results"
     write_earlier_pool(results)
-    result = run_cli("validate", str(REPO / "params" / "smoke.yaml"), "--results", str(results))
+    result = cli_here("validate", str(REPO / "params" / "smoke.yaml"), "--results", str(results))
     assert result.returncode == 0, result.stderr
     pool = next(line for line in result.stdout.splitlines() if "pool t0.7:" in line)
     # 1 new response per call measured: 3 + 5 responses need 8 calls of 90 completion tokens and 3 s each

@@ -162,12 +162,13 @@ def _check_models(params) -> list[str]:
             resolve_model(name, key=key)
         except InputError as exc:
             problems += exc.problems
-    from synthmix.steps.devices import resolve_device
+    if params.compute.device not in ("auto", "cpu"):  # these always resolve; a named accelerator may be missing
+        from synthmix.steps.devices import resolve_device  # imports torch (seconds), so only when needed
 
-    try:
-        resolve_device(params.compute.device)
-    except InputError as exc:
-        problems += exc.problems
+        try:
+            resolve_device(params.compute.device)
+        except InputError as exc:
+            problems += exc.problems
     return problems
 
 

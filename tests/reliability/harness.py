@@ -28,8 +28,6 @@ def params_copy(root: Path, name: str = "smoke.yaml", **generation) -> Path:
 
     data = yaml.safe_load((REPO / "params" / "smoke.yaml").read_text())
     data["generation"].update(generation)
-    # lighter than the smoke study, which this suite runs several times
-    data["teacher"].update(max_epochs=1, max_length=32, bootstrap_resamples=20)
     root.mkdir(parents=True, exist_ok=True)
     path = root / name
     path.write_text(yaml.safe_dump(data, sort_keys=False))

@@ -11,6 +11,12 @@ from pathlib import Path
 from synthmix.core import io
 from synthmix.run.graph import Step
 
+# jsonschema, which nbformat, papermill and nbconvert import, builds the IRI grammar of the optional
+# rfc3987-syntax package at import when it is installed (jupyterlab's dependencies install it): 2.6 s
+# in every process that runs or renders a notebook. Notebook schemas use no IRI format, so the processes
+# that import this module (the driver and its workers, not the kernels) go without it.
+sys.modules.setdefault("rfc3987_syntax", None)
+
 
 # ------------------------------------------------------------------------ relative paths
 def study_dir_of(step: Step) -> Path:
