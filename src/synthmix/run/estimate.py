@@ -362,10 +362,12 @@ def _pool_estimate(params: StudyParams, rubric, step, measurements: Measurements
         seconds_per_call = completion / costs.assumed_completion_tokens_per_second + costs.assumed_seconds_per_call
         time_basis = "assumed rates"
     cached = 0 if done or rubric is None else _cached_calls(params, rubric, step, calls_of, results_root)
-    # a managed backend runs one server per thread it has (a generate step has one, unless server_threads
-    # says otherwise; steps.generate.managed_servers), each answering one call at a time
-    in_flight = min(settings.concurrency, settings.server_threads or 1) if settings.backend == "managed-llama-cpp" \
-        else settings.concurrency
+    if settings.backend == "managed-llama-cpp":  # its servers answer one call at a time each
+        from synthmix.steps.generate import managed_servers
+
+        in_flight = managed_servers(settings, step_threads=step.threads)[0]  # the threads the step will run with
+    else:
+        in_flight = settings.concurrency
     parallel = max(1, min(in_flight, calls or 1))
     seconds = costs.assumed_step_overhead_seconds + calls * seconds_per_call / parallel
     basis = f"{per_call_yield:.1f} new responses per call, {yield_basis}; time {time_basis}"

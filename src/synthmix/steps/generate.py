@@ -190,17 +190,18 @@ def client_family(settings: GenerationParams) -> str:
     return f"openai:{settings.base_url or 'https://api.openai.com/v1'}"
 
 
-def managed_servers(settings: GenerationParams) -> tuple[int, int]:
+def managed_servers(settings: GenerationParams, step_threads: int | None = None) -> tuple[int, int]:
     """``(servers, threads each)`` of the managed llama.cpp backend.
 
     A llama.cpp server answers one request at a time, so ``generation.concurrency`` calls run on
     that many servers, at most one per thread of ``generation.server_threads`` (default: the
-    step's threads, else every core), the threads shared out evenly. Every server's reply is a
-    function of the request (``llm.llama_serve``), so a reply does not depend on which server gave it.
+    step's threads, ``step_threads`` or else this process's, else every core), the threads shared
+    out evenly. Every server's reply is a function of the request (``llm.llama_serve``), so a reply
+    does not depend on which server gave it.
     """
     from synthmix.llm.server import available_threads
 
-    threads = settings.server_threads or available_threads()
+    threads = settings.server_threads or step_threads or available_threads()
     servers = max(1, min(settings.concurrency, threads))
     return servers, max(1, threads // servers)
 
