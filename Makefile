@@ -30,7 +30,7 @@ study: setup
 smoke: setup
 	$(VENV)/bin/synthmix run params/smoke.yaml
 
-# the tests run on every core (pytest-xdist, a file per worker; the slow files start first: tests/conftest.py)
+# the tests run on every core (pytest-xdist, a file per worker, so a module fixture is built once)
 test: setup
 	$(VENV)/bin/python -m pytest -n auto --dist loadfile
 

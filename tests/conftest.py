@@ -117,19 +117,3 @@ def pytest_runtest_logreport(report):
     if target:
         with open(target, "a") as out:
             out.write(f"{report.duration:.1f}\t{report.when}\t{report.outcome}\t{report.nodeid}\n")
-
-
-# With pytest-xdist (`make test` runs `pytest -n auto --dist loadfile`) each file runs on one worker, so a
-# module-scoped fixture (a study, trained teachers) is built once. The files that take minutes start
-# first, so that the workers end together.
-START_FIRST = ("tests/test_init_beetle.py", "tests/test_init.py", "tests/test_generation.py", "tests/test_real_data.py",
-               "tests/reliability/test_kill_rerun.py", "tests/test_human_size_study.py", "tests/test_executors.py",
-               "tests/reliability/test_integrity.py", "tests/test_train.py")
-
-
-def pytest_collection_modifyitems(config, items):
-    """Run the files of ``START_FIRST`` first, in that order (the rest keep theirs)."""
-    def rank(item):
-        path = item.nodeid.split("::")[0]
-        return START_FIRST.index(path) if path in START_FIRST else len(START_FIRST)
-    items[:] = sorted(items, key=rank)
