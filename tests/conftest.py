@@ -112,8 +112,10 @@ def seed_llm_cache(smoke_study: Path, results: Path) -> Path:
 
 
 def pytest_runtest_logreport(report):
-    """With SYNTHMIX_TEST_TIMES=<file>, append each test phase's seconds to it as it ends (to find slow tests)."""
+    """With SYNTHMIX_TEST_TIMES=<file>, append each test phase's seconds to it as it ends (to find slow tests):
+    seconds, phase, outcome, test, the xdist worker and the time it started (seconds since the epoch)."""
     target = os.environ.get("SYNTHMIX_TEST_TIMES")
-    if target:
+    if target and not hasattr(report, "node"):  # once, where the test ran (pytest-xdist's controller gets a copy)
         with open(target, "a") as out:
-            out.write(f"{report.duration:.1f}\t{report.when}\t{report.outcome}\t{report.nodeid}\n")
+            out.write(f"{report.duration:.1f}\t{report.when}\t{report.outcome}\t{report.nodeid}\t"
+                      f"{os.environ.get('PYTEST_XDIST_WORKER', 'main')}\t{report.start:.0f}\n")

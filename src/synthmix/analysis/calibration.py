@@ -15,8 +15,10 @@ where the truth is known:
   responses drawn from the population, R replicates each resplit with the project's own splitter
   (one third trains, a quarter of it validates, two thirds test), the treatment arm's extra
   responses drawn without replacement from one pool per study that every replicate shares
-  (``pool_margin`` times the draw, as the default sizes pools), one paired difference per
-  replicate scored on its own test split;
+  (``pool_margin`` times the largest draw, as the default sizes pools; responses whose text is not
+  in the study, as a generated pool's are), per item in proportion to the replicate's training
+  responses, as the study splits its synthetic draws across items (``StudyShape.match_items``), one
+  paired difference per replicate scored on its own test split;
 * ``calibrate``: many simulated studies per arm through the new rule and through the old one
   (``old_rule_interval``, a labelled copy of the two-level bootstrap it replaces), and
   ``calibration_table``: per truth, rule and R the coverage of the 90% interval, the verdict rates at
@@ -27,6 +29,8 @@ from __future__ import annotations
 
 import hashlib
 import math
+import zlib
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +41,7 @@ from scipy import stats as sps
 from synthmix.analysis.verdicts import ResamplingDesign, decide, evaluation_noise, judge_paired, power_at
 from synthmix.data.semeval import read_semeval
 from synthmix.data.loading import normalise_text
+from synthmix.data.sampling import item_targets, label_counts
 from synthmix.data.splits import split_indices
 
 BEETLE_FOLDERS = ("training/2way/beetle", "test/2way/beetle/test-unseen-answers",
@@ -140,11 +145,13 @@ class Arm:
         return self.kind in ("more_human", "flipped")
 
 
-#: The default arms: truths near 0, near the margin (0.02) and near twice the margin, both signs (sizes
+#: The default arms: truths near 0, near the margin (0.02) and up to twice the margin, both signs (sizes
 #: from a learning curve of the MiniLM stand-in at 96 training responses; the truths are measured anew).
+#: With item-matched draws the gains are smaller (+64: about +0.012), and more real answers per item
+#: than Beetle holds cannot be drawn, so the loss side reaches twice the margin (flipped +35).
 DEFAULT_ARMS = (Arm("duplicates (+96)", "duplicates", 96), Arm("more human (+64)", "more_human", 64),
                 Arm("more human (+180)", "more_human", 180), Arm("flipped (+15)", "flipped", 15),
-                Arm("flipped (+23)", "flipped", 23))
+                Arm("flipped (+23)", "flipped", 23), Arm("flipped (+35)", "flipped", 35))
 
 
 def _fit_scores(population: Population, rows: np.ndarray, labels: np.ndarray, score_rows: np.ndarray) -> np.ndarray:
@@ -160,18 +167,6 @@ def _auc(labels, scores) -> float:
     return float(roc_auc_score(labels, scores))
 
 
-def _draw_matched(candidates: np.ndarray, labels: np.ndarray, count: int, rate: float, rng) -> np.ndarray:
-    """``count`` of ``candidates`` without replacement, ``round(count * rate)`` of them labelled 1."""
-    positives = int(round(count * rate))
-    chosen = []
-    for code, wanted in ((1, positives), (0, count - positives)):
-        members = candidates[labels[candidates] == code]
-        if wanted > members.size:
-            raise ValueError(f"the pool holds {members.size} responses labelled {code}; the draw needs {wanted}")
-        chosen.append(rng.choice(members, size=wanted, replace=False))
-    return np.concatenate(chosen)
-
-
 def _arms(population: Population, arm: Arm, train: np.ndarray, extra: np.ndarray | None, rng):
     """(rows, labels) of the treatment arm; the control arm is (train, labels of train)."""
     y = population.labels
@@ -183,31 +178,98 @@ def _arms(population: Population, arm: Arm, train: np.ndarray, extra: np.ndarray
     return np.concatenate([train, extra]), np.concatenate([y[train], labels])
 
 
-def _study_sample(population: Population, arm: Arm, shape: "StudyShape", rng):
-    """A study's responses (``n_study`` of the population) and, for an arm that uses one, its pool
-    (``pool_margin`` x the draw, from the rest of the population, at the study's positive rate)."""
-    y = population.labels
+def _study_sample(population: Population, shape: "StudyShape", rng):
+    """A study's responses (``n_study`` of the population) and, in random order, the rest of the population
+    whose text is none of the study's (what a pool may hold: responses new to the study, so no replicate
+    has to drop a copy of its test responses from its draw)."""
     order = rng.permutation(len(population))
-    study, outside = order[:shape.n_study], order[shape.n_study:]
-    pool = (_draw_matched(outside, y, int(math.ceil(shape.pool_margin * arm.added)), y[study].mean(), rng)
-            if arm.uses_pool else None)
-    return study, pool
+    study, rest = order[:shape.n_study], order[shape.n_study:]
+    return study, rest[~np.isin(population.keys[rest], population.keys[study])]
 
 
-def _replicate(population: Population, arm: Arm, shape: "StudyShape", study, pool, seed: int, replicate: int, rng):
-    """One replicate: ``(train, validation, test, extra)`` rows. The split is the project's own (grouped by
-    identical text, stratified by item and label); the extra responses are drawn from the pool without
-    the copies of test responses (as 03_train_teacher removes them), at the training positive rate."""
+def _splits(population: Population, shape: "StudyShape", study: np.ndarray, seed: int, replicates) -> list:
+    """Per replicate, ``(train, validation, test)`` rows: the project's own split (grouped by identical
+    text, stratified by item and label), as every replicate of a study resplits its responses."""
     y = population.labels
-    parts = split_indices(y[study], seed, shape.train_fraction, shape.validation_fraction,
-                          texts=[population.texts[i] for i in study], items=[population.items[i] for i in study],
-                          replicate=replicate)
-    train, validation, test = (study[parts[name]] for name in ("train", "validation", "test"))
-    extra = None
-    if arm.uses_pool:
-        usable = pool[~np.isin(population.keys[pool], population.keys[test])]
-        extra = _draw_matched(usable, y, arm.added, y[train].mean(), rng)
-    return train, validation, test, extra
+    out = []
+    for replicate in replicates:
+        parts = split_indices(y[study], seed, shape.train_fraction, shape.validation_fraction,
+                              texts=[population.texts[i] for i in study], items=[population.items[i] for i in study],
+                              replicate=replicate)
+        out.append(tuple(study[parts[name]] for name in ("train", "validation", "test")))
+    return out
+
+
+def _wanted(population: Population, arm: Arm, train: np.ndarray, shape: "StudyShape") -> dict:
+    """The extra responses one replicate draws, per (item, true label): ``arm.added`` whose labels as
+    trained on (a flipped arm's the flipped ones, like a generator's intended codes) keep the training
+    positive rate (``label_balance: match_human``), split across items in proportion to the training
+    responses per item (``item_targets``, what the study's per-item synthetic draws and pools follow)
+    when ``shape.match_items``, else one stratum."""
+    counts = label_counts(arm.added, float(population.labels[train].mean()))
+    if arm.kind == "flipped":  # trained on as label 1 are true 0s, and the other way round
+        counts = {1: counts[0], 0: counts[1]}
+    if not shape.match_items:
+        return {("", label): n for label, n in counts.items()}
+    weights = Counter(population.items[i] for i in train)
+    return {(item, label): n for item, by_label in item_targets(counts, weights).items() for label, n in by_label.items()}
+
+
+def _stratum_of(population: Population, rows: np.ndarray, match_items: bool) -> list:
+    return [(population.items[i] if match_items else "", int(population.labels[i])) for i in rows]
+
+
+def _take(population: Population, candidates: np.ndarray, wanted: dict, match_items: bool, rng, what: str) -> np.ndarray:
+    """``wanted[(item, label)]`` of ``candidates`` per stratum, without replacement. A stratum that holds
+    fewer (an item with few distinct answers of a label) gives all it has and the rest comes from the
+    same label's other candidates (any item): matched where the population allows; a label short in
+    all raises ``PoolShortage``."""
+    strata = _stratum_of(population, candidates, match_items)
+    members: dict = {}
+    for row, key in zip(candidates, strata):
+        members.setdefault(key, []).append(row)
+    chosen, short = [], Counter()
+    for key in sorted(wanted):
+        have = np.asarray(members.get(key, []), dtype=np.int64)
+        n = min(wanted[key], have.size)
+        short[key[1]] += wanted[key] - n
+        if n:
+            chosen.append(rng.choice(have, size=n, replace=False))
+    taken = np.concatenate(chosen) if chosen else np.empty(0, dtype=np.int64)
+    for label, missing in sorted(short.items()):
+        if not missing:
+            continue
+        rest = candidates[(population.labels[candidates] == label) & ~np.isin(candidates, taken)]
+        if missing > rest.size:
+            raise PoolShortage(f"{what} holds {rest.size} more responses labelled {label}; the draw needs {missing}")
+        taken = np.concatenate([taken, rng.choice(rest, size=missing, replace=False)])
+    return taken
+
+
+class PoolShortage(ValueError):
+    """A simulated pool or its population cannot supply a draw (the study would stop with PoolShortage too)."""
+
+
+def _pool(population: Population, arm: Arm, shape: "StudyShape", outside: np.ndarray, splits: list, rng):
+    """The study's pool for an arm that uses one, from the rest of the population: per (item, label), the
+    largest draw any replicate makes from it times ``pool_margin`` (as ``study_design`` sizes a shared pool)."""
+    if not arm.uses_pool:
+        return None
+    need: dict = {}
+    for train, _, _ in splits:
+        for key, n in _wanted(population, arm, train, shape).items():
+            need[key] = max(need.get(key, 0), n)
+    target = {key: int(math.ceil(n * shape.pool_margin)) for key, n in need.items() if n}
+    return _take(population, outside, target, shape.match_items, rng, "the population outside the study")
+
+
+def _extra(population: Population, arm: Arm, shape: "StudyShape", pool, train, test, rng):
+    """One replicate's draw from the pool, without the copies of its test responses (as 03_train_teacher
+    removes them), per (item, label) as ``_wanted`` says."""
+    if not arm.uses_pool:
+        return None
+    usable = pool[~np.isin(population.keys[pool], population.keys[test])]
+    return _take(population, usable, _wanted(population, arm, train, shape), shape.match_items, rng, "the pool")
 
 
 def true_difference(population: Population, arm: Arm, shape: "StudyShape", draws: int = 1000, seed: int = 0):
@@ -222,8 +284,11 @@ def true_difference(population: Population, arm: Arm, shape: "StudyShape", draws
     y = population.labels
     differences = np.empty(draws)
     for d in range(draws):
-        study, pool = _study_sample(population, arm, shape, rng)
-        train, validation, _, extra = _replicate(population, arm, shape, study, pool, int(rng.integers(2**31)), 0, rng)
+        study, outside = _study_sample(population, shape, rng)
+        splits = _splits(population, shape, study, int(rng.integers(2**31)), [0])
+        pool = _pool(population, arm, shape, outside, splits, rng)
+        (train, validation, test), = splits
+        extra = _extra(population, arm, shape, pool, train, test, rng)
         seen = np.concatenate([train, validation] + ([extra] if extra is not None else []))
         scored = np.flatnonzero(~np.isin(population.keys, population.keys[seen]))
         rows, labels = _arms(population, arm, train, extra, rng)
@@ -235,16 +300,20 @@ def true_difference(population: Population, arm: Arm, shape: "StudyShape", draws
 # ============================================================================ the studies
 @dataclass(frozen=True)
 class StudyShape:
-    """The default study's size and resampling: responses per study, split fractions, pool margin."""
+    """The default study's size and resampling: responses per study, split fractions, pool margin, and
+    whether extra responses are drawn per item in proportion to the training responses (``match_items``,
+    as the study draws synthetic responses for data with an item column) or regardless of item."""
 
     n_study: int = 384
     train_fraction: float = 1 / 3
     validation_fraction: float = 0.25
     pool_margin: float = 1.5
+    match_items: bool = True
 
-    def design(self, arm: Arm, n_test: int) -> ResamplingDesign:
-        """What the study's claims code would pass for this arm (resplits, and a shared pool if it uses one)."""
-        pool = int(math.ceil(self.pool_margin * arm.added)) if arm.uses_pool else None
+    def design(self, arm: Arm, n_test: int, pool_size: int | None = None) -> ResamplingDesign:
+        """What the study's claims code would pass for this arm (resplits, and a shared pool if it uses one:
+        ``pool_size`` the pool's responses, as the claims code reads them from the pool file)."""
+        pool = (pool_size or int(math.ceil(self.pool_margin * arm.added))) if arm.uses_pool else None
         return ResamplingDesign(n_train=self.n_study - n_test, n_test=n_test, n_total=self.n_study, pool_size=pool,
                                 draw_size=arm.added if arm.uses_pool else None, shared_pool=arm.uses_pool)
 
@@ -258,11 +327,12 @@ class SimulatedStudy:
     predictions: list  # per replicate (test rows, labels, treatment scores, control scores)
     inner: np.ndarray
     n_test: int
+    pool_size: int | None = None  # responses in the study's pool (None: the arm uses none)
 
     def first(self, replicates: int) -> "SimulatedStudy":
         """The same study with only its first ``replicates`` replicates."""
         return SimulatedStudy(self.differences[:replicates], self.predictions[:replicates],
-                              self.inner[:replicates], self.n_test)
+                              self.inner[:replicates], self.n_test, self.pool_size)
 
 
 def simulate_study(population: Population, arm: Arm, shape: StudyShape, replicates: int, rng,
@@ -271,11 +341,12 @@ def simulate_study(population: Population, arm: Arm, shape: StudyShape, replicat
     from synthmix.steps.metrics import _metric_values, _Prepared  # the bootstrap's own vectorised AUC
 
     y = population.labels
-    study, pool = _study_sample(population, arm, shape, rng)
-    seed = int(rng.integers(2**31))
+    study, outside = _study_sample(population, shape, rng)
+    splits = _splits(population, shape, study, int(rng.integers(2**31)), range(replicates))
+    pool = _pool(population, arm, shape, outside, splits, rng)
     differences, inner, predictions, n_test = np.empty(replicates), np.empty((replicates, inner_resamples)), [], 0
-    for r in range(replicates):
-        train, _, test, extra = _replicate(population, arm, shape, study, pool, seed, r, rng)
+    for r, (train, _, test) in enumerate(splits):
+        extra = _extra(population, arm, shape, pool, train, test, rng)
         n_test = test.size
         rows, labels = _arms(population, arm, train, extra, rng)
         treated = _fit_scores(population, rows, labels, test)
@@ -288,7 +359,7 @@ def simulate_study(population: Population, arm: Arm, shape: StudyShape, replicat
             prepared = _Prepared(y[test].astype(np.int64), scores, 0.5)
             aucs.append(_metric_values(counts[:, prepared.order], prepared, ["auc"])["auc"])
         inner[r] = aucs[0] - aucs[1]
-    return SimulatedStudy(differences, predictions, inner, n_test)
+    return SimulatedStudy(differences, predictions, inner, n_test, None if pool is None else int(pool.size))
 
 
 # ---------------------------------------------------------------------------- the old rule
@@ -330,16 +401,18 @@ def calibrate(population: Population, arms=DEFAULT_ARMS, replicate_counts=(5, 10
 
     Returns ``(truths, outcomes)``: one row per arm with its true difference and standard error, and
     one row per (arm, study, rule, R) with the interval, the verdict at ``margin`` and what the rule
-    predicted. The R = 5 studies are the first five replicates of the R = 10 ones.
+    predicted. The R = 5 studies are the first five replicates of the R = 10 ones. Each arm's random
+    streams follow from ``seed`` and its name, so arms run apart (on two cores) give what they give together.
     """
     truths, rows = [], []
-    for a, arm in enumerate(arms):
+    for arm in arms:
+        a = zlib.crc32(arm.name.encode())  # each arm's own random streams, whichever arms run together
         truth, truth_se = true_difference(population, arm, shape, truth_draws, seed=seed + a)
         truths.append({"arm": arm.name, "truth": truth, "truth_se": truth_se, "draws": truth_draws})
         rng = np.random.default_rng([seed, a, 2])
         for s in range(studies):
             whole = simulate_study(population, arm, shape, max(replicate_counts), rng)
-            design = shape.design(arm, whole.n_test)
+            design = shape.design(arm, whole.n_test, whole.pool_size)
             for replicates in replicate_counts:
                 study = whole.first(replicates)
                 noise = evaluation_noise(study.predictions)
