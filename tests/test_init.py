@@ -18,10 +18,11 @@ EMBEDDED = REPO / "src" / "synthmix" / "data" / "default_data" / "tutor_error_fe
 
 
 def coded_csv(folder):
-    """A user's file: string codes, an item column, an id column, in an order that hides nothing."""
+    """A user's file: string codes, an item column, an id column, in an order that hides nothing; 240
+    responses, so that a replicate trains on enough of each code for the teacher-agreement filter."""
     rows = []
     for item in ("fractions", "decimals"):
-        for i in range(30):
+        for i in range(120):
             good = i % 3 == 0
             rows.append({"response_id": f"{item}-{i}", "code": "Correct" if good else "incorrect",
                          "question_id": item, "answer": f"{'good' if good else 'weak'} answer {i} about {item}, in words"})
@@ -42,7 +43,7 @@ def test_init_proposes_columns_and_labels_and_validate_passes_once_todos_are_wri
     data = coded_csv(tmp_path)
     out = cli_here("init", str(data), "--results", str(tmp_path / "results"))
     assert out.returncode == 0, out.stderr
-    assert "values: incorrect x40, Correct x20" in out.stdout
+    assert "values: incorrect x160, Correct x80" in out.stdout
     params_file, rubric_file = tmp_path / "coded.params.yaml", tmp_path / "coded.rubric.yaml"
     params = load_params(params_file).dataset
     assert (params.text_column, params.label_column, params.item_column, params.id_column) == \
@@ -100,9 +101,32 @@ def test_unmapped_label_values_are_left_for_a_person(tmp_path):
     table.to_csv(data, index=False)
     assert cli_here("init", str(data)).returncode == 0
     text = (tmp_path / "coded.params.yaml").read_text()
-    assert "values not mapped yet: partially_correct (15)" in text
+    assert "values not mapped yet: partially_correct (60)" in text
     out = cli_here("validate", str(tmp_path / "coded.params.yaml"))
     assert out.returncode == 2 and "partially_correct" in out.stderr
+
+
+def test_too_few_responses_of_a_code_leave_the_consistency_experiment_out_and_say_why(tmp_path):
+    """A teacher-agreement grader trained on a dozen responses of a code can reject every synthetic response of
+    it, and the filtered arm then has nothing to draw (measured on 120 embedded responses): below
+    GRADER_MIN_PER_CODE human training responses of a code, init proposes no consistency experiment."""
+    from synthmix.data.scaffold import GRADER_MIN_PER_CODE
+
+    table = pd.read_csv(EMBEDDED / "responses.csv")  # our own responses (written for this project)
+    small, enough = tmp_path / "small", tmp_path / "enough"
+    for folder, n in ((small, 120), (enough, 200)):
+        folder.mkdir()
+        table.sample(n=n, random_state=1).to_csv(folder / "feedback.csv", index=False)
+        out = cli_here("init", str(folder / "feedback.csv"), "--results", str(folder / "results"))
+        assert out.returncode == 0, out.stderr
+    assert GRADER_MIN_PER_CODE == 20
+    study = load_params(small / "feedback.params.yaml")
+    assert set(study.experiments) == {"size", "variety"} and study.filter.methods == ["none"]
+    text = (small / "feedback.params.yaml").read_text()
+    assert "the consistency experiment (claim 3) is left out: a replicate trains on about 12 human responses " \
+           "coded 1 and 18 coded 0, fewer than the 20 of each" in text
+    bigger = load_params(enough / "feedback.params.yaml")
+    assert "consistency" in bigger.experiments and bigger.filter.methods == ["none", "teacher_agreement"]
 
 
 def test_init_never_overwrites_without_force(tmp_path):

@@ -154,6 +154,11 @@ SIZES = (StudySize(5, 384, 64), StudySize(5, 256, 48), StudySize(5, 160, 32), St
          StudySize(4, 64, 12), StudySize(3, 48, 8), StudySize(2, 32, 6, replay=False),
          StudySize(2, 24, 4, replay=False))
 PAPER_SIZE = StudySize(10, 10_000, 10_000)  # shown in comments: the paper's 80% / 40%, ten replicates
+#: Human training responses of each code below which `init` leaves the consistency experiment out: the
+#: teacher-agreement filter grades synthetic responses with a classifier trained on them alone, and on 120
+#: embedded responses (12 coded 1 per replicate) it rejected every synthetic response coded 1 in one
+#: replicate, so the filtered arm had nothing to draw and the study stopped (measured; 200 responses, 21 coded 1, ran).
+GRADER_MIN_PER_CODE = 20
 
 
 def _plain_shares(size_share: float) -> list[float]:
@@ -162,11 +167,11 @@ def _plain_shares(size_share: float) -> list[float]:
 
 
 def experiments_and_claims(size_share: float, side_share: float, stable: float, variable: float,
-                           replay: bool = True) -> tuple[dict, dict]:
+                           replay: bool = True, consistency: bool = True) -> tuple[dict, dict]:
     """The three experiments of the paper's claims and the claims section, as plain mappings checked against
     the schema (``ExperimentParams``, ``ClaimsParams``): size (the curve to ``size_share`` at the variable
-    temperature, with the replay control), variety (``stable`` against ``variable`` at ``side_share``) and
-    consistency (teacher agreement filtered against unfiltered at ``side_share``)."""
+    temperature, with the replay control), variety (``stable`` against ``variable`` at ``side_share``) and,
+    unless ``consistency`` is False, consistency (teacher agreement filtered against unfiltered at ``side_share``)."""
     from synthmix.params import ClaimsParams, ExperimentParams
 
     experiments = {
@@ -186,6 +191,8 @@ def experiments_and_claims(size_share: float, side_share: float, stable: float, 
             temperatures=[variable], filters=["none", "teacher_agreement"], protocols=["incremental"],
             synthetic_shares=[side_share], distill=False),
     }
+    if not consistency:
+        del experiments["consistency"]
     claims = ClaimsParams(size_share=size_share, variety_share=side_share, consistency_share=side_share,
                           stable_temperature=stable, variable_from=variable)
     return ({name: e.model_dump() for name, e in experiments.items()}, claims.model_dump())
@@ -205,9 +212,11 @@ def render_section(name: str, values: dict, model, indent: str = "", skip: tuple
 
 
 def params_text(proposal: Proposal, data_name: str, rubric_name: str, study: str, size: StudySize | None = None,
-                n_train: int | None = None, sizing_note: str = "", max_length: int = 128) -> str:
+                n_train: int | None = None, sizing_note: str = "", max_length: int = 128,
+                consistency: bool = True) -> str:
     """The params file: every key with a comment saying what it is and what was found; the experiments,
-    claims and costs rendered from the schema, sized by ``size`` for ``n_train`` human training responses."""
+    claims and costs rendered from the schema, sized by ``size`` for ``n_train`` human training responses;
+    without the consistency experiment (and its teacher-agreement filter) when ``consistency`` is False."""
     from synthmix.params import ClaimsParams, CostsParams, ExperimentParams
 
     size = size or SIZES[0]
@@ -222,7 +231,19 @@ def params_text(proposal: Proposal, data_name: str, rubric_name: str, study: str
         else "no column looked like an item (question) id; name it here if there is one"
     size_share, side_share = size.shares(n_train)
     stable, variable = ClaimsParams().stable_temperature, ClaimsParams().variable_from
-    experiments, claims = experiments_and_claims(size_share, side_share, stable, variable, replay=size.replay)
+    experiments, claims = experiments_and_claims(size_share, side_share, stable, variable, replay=size.replay,
+                                                 consistency=consistency)
+    margin_line = (
+        "  pool_margin: 3.0                # shared pools hold 3x the largest draw: the teacher-agreement filter "
+        "may remove most of one code (of one item), and the filtered arm must still draw its share; two "
+        "replicates' draws overlap by about 1/3" if consistency else
+        "  pool_margin: 1.5                # shared pools hold 1.5x the largest draw (no filter thins them here); "
+        "two replicates' draws overlap by about 2/3")
+    filter_line = (
+        "  methods: [none, teacher_agreement]   # none, and a classifier trained on the human data only "
+        "(llm_judge needs a capable LLM)" if consistency else
+        f"  methods: [none]                 # too few human training responses of a code (fewer than "
+        f"{GRADER_MIN_PER_CODE}) to train the teacher-agreement grader on; claim 3 is not tested (see the note above)")
     paper_size, paper_side = PAPER_SIZE.shares(n_train)
     lines = [
         f"# Study params written by `synthmix init` from {data_name}.",
@@ -258,16 +279,13 @@ def params_text(proposal: Proposal, data_name: str, rubric_name: str, study: str
         f"  temperatures: {_yaml([stable, variable])}        # one synthetic pool per temperature (claim 2 compares "
         f"{stable:g} with {variable:g}; the paper ran 0.1 to 0.9)",
         "  pool_size_per_label: auto       # derived from the shares the experiments ask for and the human training size",
-        "  pool_margin: 3.0                # shared pools hold 3x the largest draw: the teacher-agreement filter "
-        "may remove most of one code (of one item), and the filtered arm must still draw its share; two "
-        "replicates' draws overlap by about 1/3",
+        margin_line,
         "  label_balance: match_human      # synthetic responses drawn at the human positive rate, or balanced",
         "  responses_per_call: 10          # 'draft 10 responses' per call (the paper's)",
         "  max_tokens: 400                 # per call; ten short responses fit",
         "  max_calls_per_label: 400        # per label (and item): a low temperature repeats itself, so allow many calls",
         "filter:",
-        "  methods: [none, teacher_agreement]   # none, and a classifier trained on the human data only "
-        "(llm_judge needs a capable LLM)",
+        filter_line,
         "teacher:",
         "  model: minilm-l6                # classifier: minilm-l6 offline, or a Hugging Face id (bert-base-uncased)",
         f"  max_length: {max_length}                 # tokens per response (sized to the longest responses in the data)",
@@ -351,11 +369,13 @@ def init_study(data_path: str | Path, force: bool = False, estimate_minutes=None
         raise InputError(f"{', '.join(existing)}: already exists; pass --force to overwrite")
     rubric_path.write_text(rubric_text(proposal, stem))
     n_train = _train_size(proposal)
+    per_code = _train_per_code(proposal)
+    consistency = min(per_code.values()) >= GRADER_MIN_PER_CODE
     max_length = _max_length(frame[proposal.text_column])
     chosen, note = SIZES[-1], "the smallest proposal (no estimate)"
     for size in SIZES:
         params_path.write_text(params_text(proposal, data_path.name, rubric_path.name, stem, size, n_train,
-                                           max_length=max_length))
+                                           max_length=max_length, consistency=consistency))
         minutes = estimate_minutes(params_path) if estimate_minutes else None
         if minutes is None:
             chosen, note = size, "no estimate was possible yet (map every label value, then `synthmix validate`)"
@@ -365,10 +385,15 @@ def init_study(data_path: str | Path, force: bool = False, estimate_minutes=None
             break
     else:
         note += ": the smallest proposal is still over the budget; lower replicates or the shares"
-    proposal.sizing = (f"{chosen.replicates} replicates, size judged at {chosen.shares(n_train)[0]:g}, variety and "
-                       f"consistency at {chosen.shares(n_train)[1]:g}; {note}")
+    side = "variety and consistency" if consistency else "variety"
+    proposal.sizing = (f"{chosen.replicates} replicates, size judged at {chosen.shares(n_train)[0]:g}, {side} "
+                       f"at {chosen.shares(n_train)[1]:g}; {note}")
+    if not consistency:
+        proposal.sizing += (f"; the consistency experiment (claim 3) is left out: a replicate trains on about "
+                            f"{per_code[1]} human responses coded 1 and {per_code[0]} coded 0, fewer than the "
+                            f"{GRADER_MIN_PER_CODE} of each its teacher-agreement grader needs")
     params_path.write_text(params_text(proposal, data_path.name, rubric_path.name, stem, chosen, n_train,
-                                       sizing_note=proposal.sizing, max_length=max_length))
+                                       sizing_note=proposal.sizing, max_length=max_length, consistency=consistency))
     return params_path, rubric_path, proposal
 
 
@@ -376,6 +401,16 @@ def _train_size(proposal: Proposal) -> int:
     """Human training responses per replicate under the proposed split (a third, less a quarter for validation)."""
     mapped = sum(v for k, v in proposal.label_counts.items() if k not in proposal.unmapped_labels)
     return max(1, round(mapped / 3 * 0.75))
+
+
+def _train_per_code(proposal: Proposal) -> dict[int, int]:
+    """Human training responses per replicate of each code (1, 0) under the proposed split; a code whose raw
+    values are not mapped yet counts as enough (the mapping is the researcher's to write first)."""
+    fit = 1 / 3 * 0.75
+    if not (proposal.positive_labels and proposal.negative_labels):
+        return {1: GRADER_MIN_PER_CODE, 0: GRADER_MIN_PER_CODE}
+    return {code: round(sum(proposal.label_counts.get(v, 0) for v in values) * fit)
+            for code, values in ((1, proposal.positive_labels), (0, proposal.negative_labels))}
 
 
 def _max_length(texts: pd.Series) -> int:
