@@ -170,7 +170,16 @@ def embedded_rubric_text() -> dict:
         | {"examples": {"positive": rubric["examples"]["positive"][0], "negative": rubric["examples"]["negative"][0]}}
 
 
-def test_init_rubric_run_gives_a_verdict_on_every_claim_on_the_embedded_data(tmp_path):
+def test_init_rubric_run_on_small_data_decides_claims_1_and_2_and_says_why_not_3(tmp_path):
+    """120 of the embedded responses (12 coded 1 per replicate's training split): init leaves the consistency
+    experiment out, and the study it proposes runs to verdicts on claims 1 and 2 (on 120 responses with
+    the consistency experiment in, a grader trained on 12 responses coded 1 rejected every synthetic one
+    and the study stopped). Claim 3 on data with enough of each code: tests/test_init_beetle.py."""
     table = pd.read_csv(EMBEDDED / "responses.csv")  # our own responses (written for this project), as a user's CSV
-    table.sample(n=200, random_state=1).to_csv(tmp_path / "feedback.csv", index=False)  # a small study: 200 responses
-    assert_a_verdict_on_every_claim(run_to_verdicts(tmp_path, tmp_path / "feedback.csv", embedded_rubric_text()))
+    table.sample(n=120, random_state=1).to_csv(tmp_path / "feedback.csv", index=False)
+    records = run_to_verdicts(tmp_path, tmp_path / "feedback.csv", embedded_rubric_text())
+    primary = {r["id"]: r for r in records if r["role"] == "primary"}
+    assert {i: primary[i]["verdict"] != "not tested" for i in ("1", "2a")} == {"1": True, "2a": True}, records
+    assert primary["3"]["verdict"] == "not tested" and "consistency" in primary["3"]["text"], primary["3"]
+    for r in records:  # a secondary part a small study cannot test says why
+        assert r["verdict"] != "not tested" or r["text"].startswith("Not tested: ") and len(r["text"]) > 20, r
