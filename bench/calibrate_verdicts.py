@@ -14,7 +14,8 @@ two-level bootstrap. Prints one table per rule and writes the per-study outcomes
 
 Extra responses are drawn per item in proportion to the replicate's training responses, as the study
 draws synthetic responses for data with an item column (``--no-match-items``: regardless of item, as
-this harness did before, for comparison).
+this harness did before, for comparison). ``--pool-per-replicate``: each replicate its own pool (the
+variety experiment's design, and every experiment's with ``generation.per_replicate``).
 
 Needs the shared Beetle data (``--data``); the MiniLM embeddings are computed once and cached in
 ``results/.cache/calibration`` (git-ignored).
@@ -47,6 +48,8 @@ def main() -> None:
     parser.add_argument("--arms", default=None, help="comma-separated positions in DEFAULT_ARMS (default: all)")
     parser.add_argument("--no-match-items", dest="match_items", action="store_false",
                         help="draw extra responses regardless of item (the harness before per-item draws)")
+    parser.add_argument("--pool-per-replicate", action="store_true",
+                        help="each replicate draws from its own pool (the design issue 13 names), not one shared pool")
     parser.add_argument("--tag", default="", help="suffix of the output files (a part of the arms, run apart)")
     parser.add_argument("--merge", default=None, help="comma-separated tags of parts already run: print their table")
     args = parser.parse_args()
@@ -69,7 +72,7 @@ def main() -> None:
             print(f"  {arm.name}: {study + 1} studies ({(time.time() - started) / 60:.1f} min)", flush=True)
 
     truths, outcomes = calibrate(population, arms, studies=args.studies, truth_draws=args.truth_draws,
-                                 shape=StudyShape(match_items=args.match_items), seed=args.seed, progress=progress)
+                                 shape=StudyShape(match_items=args.match_items, shared_pool=not args.pool_per_replicate), seed=args.seed, progress=progress)
     name = args.learner + (f"-{args.tag}" if args.tag else "")
     out.mkdir(parents=True, exist_ok=True)
     outcomes.to_csv(out / f"outcomes-{name}.csv", index=False)

@@ -134,3 +134,12 @@ def test_a_flipped_arm_keeps_the_human_positive_rate_in_the_labels_it_trains_on(
                   np.random.default_rng(0), "the pool")
     _, labels = _arms(population, arm, train, extra, np.random.default_rng(0))
     assert labels[train.size:].sum() == 5 and population.labels[extra].sum() == 15  # trained as 1: five true 0s
+
+
+def test_a_pool_per_replicate_is_judged_as_one():
+    """With ``shared_pool=False`` the rule is told the replicates share no pool (their draws do not overlap
+    by design), as the claims code reads it from a study whose replicates each have their own pool."""
+    arm = Arm("more human (+64)", "more_human", 64)
+    shared, own = StudyShape().design(arm, 256, 100), StudyShape(shared_pool=False).design(arm, 256, 100)
+    assert shared.shared_pool and shared.pool_overlap == 0.64
+    assert not own.shared_pool and own.pool_overlap == 0.0 and own.test_overlap == shared.test_overlap

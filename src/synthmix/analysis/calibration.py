@@ -31,7 +31,7 @@ import hashlib
 import math
 import zlib
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -309,13 +309,15 @@ class StudyShape:
     validation_fraction: float = 0.25
     pool_margin: float = 1.5
     match_items: bool = True
+    shared_pool: bool = True  # False: each replicate draws from its own pool (``pool_per_replicate``)
 
     def design(self, arm: Arm, n_test: int, pool_size: int | None = None) -> ResamplingDesign:
         """What the study's claims code would pass for this arm (resplits, and a shared pool if it uses one:
         ``pool_size`` the pool's responses, as the claims code reads them from the pool file)."""
-        pool = (pool_size or int(math.ceil(self.pool_margin * arm.added))) if arm.uses_pool else None
+        shared = arm.uses_pool and self.shared_pool
+        pool = (pool_size or int(math.ceil(self.pool_margin * arm.added))) if shared else None
         return ResamplingDesign(n_train=self.n_study - n_test, n_test=n_test, n_total=self.n_study, pool_size=pool,
-                                draw_size=arm.added if arm.uses_pool else None, shared_pool=arm.uses_pool)
+                                draw_size=arm.added if shared else None, shared_pool=shared)
 
 
 @dataclass
@@ -343,10 +345,12 @@ def simulate_study(population: Population, arm: Arm, shape: StudyShape, replicat
     y = population.labels
     study, outside = _study_sample(population, shape, rng)
     splits = _splits(population, shape, study, int(rng.integers(2**31)), range(replicates))
-    pool = _pool(population, arm, shape, outside, splits, rng)
+    pool = _pool(population, arm, shape, outside, splits, rng) if shape.shared_pool else None
+    own = replace(shape, pool_margin=1.0)  # a replicate's own pool holds its draw (as study_design sizes it)
     differences, inner, predictions, n_test = np.empty(replicates), np.empty((replicates, inner_resamples)), [], 0
     for r, (train, _, test) in enumerate(splits):
-        extra = _extra(population, arm, shape, pool, train, test, rng)
+        drawn_from = pool if shape.shared_pool else _pool(population, arm, own, outside, [(train, None, test)], rng)
+        extra = _extra(population, arm, shape, drawn_from, train, test, rng)
         n_test = test.size
         rows, labels = _arms(population, arm, train, extra, rng)
         treated = _fit_scores(population, rows, labels, test)
