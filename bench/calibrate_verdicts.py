@@ -71,8 +71,9 @@ def main() -> None:
         if (study + 1) % 100 == 0:
             print(f"  {arm.name}: {study + 1} studies ({(time.time() - started) / 60:.1f} min)", flush=True)
 
-    truths, outcomes = calibrate(population, arms, studies=args.studies, truth_draws=args.truth_draws,
-                                 shape=StudyShape(match_items=args.match_items, shared_pool=not args.pool_per_replicate), seed=args.seed, progress=progress)
+    shape = StudyShape(match_items=args.match_items, shared_pool=not args.pool_per_replicate)
+    truths, outcomes = calibrate(population, arms, studies=args.studies, truth_draws=args.truth_draws, shape=shape,
+                                 seed=args.seed, progress=progress)
     name = args.learner + (f"-{args.tag}" if args.tag else "")
     out.mkdir(parents=True, exist_ok=True)
     outcomes.to_csv(out / f"outcomes-{name}.csv", index=False)

@@ -190,11 +190,11 @@ def _study_sample(population: Population, shape: "StudyShape", rng):
 def _splits(population: Population, shape: "StudyShape", study: np.ndarray, seed: int, replicates) -> list:
     """Per replicate, ``(train, validation, test)`` rows: the project's own split (grouped by identical
     text, stratified by item and label), as every replicate of a study resplits its responses."""
-    y = population.labels
+    labels = population.labels[study]
+    texts, items = [population.texts[i] for i in study], [population.items[i] for i in study]
     out = []
     for replicate in replicates:
-        parts = split_indices(y[study], seed, shape.train_fraction, shape.validation_fraction,
-                              texts=[population.texts[i] for i in study], items=[population.items[i] for i in study],
+        parts = split_indices(labels, seed, shape.train_fraction, shape.validation_fraction, texts=texts, items=items,
                               replicate=replicate)
         out.append(tuple(study[parts[name]] for name in ("train", "validation", "test")))
     return out
@@ -250,26 +250,16 @@ class PoolShortage(ValueError):
     """A simulated pool or its population cannot supply a draw (the study would stop with PoolShortage too)."""
 
 
-def _pool(population: Population, arm: Arm, shape: "StudyShape", outside: np.ndarray, splits: list, rng):
-    """The study's pool for an arm that uses one, from the rest of the population: per (item, label), the
-    largest draw any replicate makes from it times ``pool_margin`` (as ``study_design`` sizes a shared pool)."""
-    if not arm.uses_pool:
-        return None
+def _pool(population: Population, shape: "StudyShape", outside: np.ndarray, wants: list[dict], rng) -> np.ndarray:
+    """A pool from the rest of the population for replicates that draw ``wants`` (their ``_wanted``): per
+    (item, label), the largest draw any of them makes times ``pool_margin`` (as ``study_design`` sizes a
+    shared pool). Its texts are none of the study's, so no replicate has test copies to drop from it."""
     need: dict = {}
-    for train, _, _ in splits:
-        for key, n in _wanted(population, arm, train, shape).items():
+    for wanted in wants:
+        for key, n in wanted.items():
             need[key] = max(need.get(key, 0), n)
     target = {key: int(math.ceil(n * shape.pool_margin)) for key, n in need.items() if n}
     return _take(population, outside, target, shape.match_items, rng, "the population outside the study")
-
-
-def _extra(population: Population, arm: Arm, shape: "StudyShape", pool, train, test, rng):
-    """One replicate's draw from the pool, without the copies of its test responses (as 03_train_teacher
-    removes them), per (item, label) as ``_wanted`` says."""
-    if not arm.uses_pool:
-        return None
-    usable = pool[~np.isin(population.keys[pool], population.keys[test])]
-    return _take(population, usable, _wanted(population, arm, train, shape), shape.match_items, rng, "the pool")
 
 
 def true_difference(population: Population, arm: Arm, shape: "StudyShape", draws: int = 1000, seed: int = 0):
@@ -285,10 +275,12 @@ def true_difference(population: Population, arm: Arm, shape: "StudyShape", draws
     differences = np.empty(draws)
     for d in range(draws):
         study, outside = _study_sample(population, shape, rng)
-        splits = _splits(population, shape, study, int(rng.integers(2**31)), [0])
-        pool = _pool(population, arm, shape, outside, splits, rng)
-        (train, validation, test), = splits
-        extra = _extra(population, arm, shape, pool, train, test, rng)
+        (train, validation, _), = _splits(population, shape, study, int(rng.integers(2**31)), [0])
+        extra = None
+        if arm.uses_pool:
+            wanted = _wanted(population, arm, train, shape)
+            pool = _pool(population, shape, outside, [wanted], rng)
+            extra = _take(population, pool, wanted, shape.match_items, rng, "the pool")
         seen = np.concatenate([train, validation] + ([extra] if extra is not None else []))
         scored = np.flatnonzero(~np.isin(population.keys, population.keys[seen]))
         rows, labels = _arms(population, arm, train, extra, rng)
@@ -345,12 +337,15 @@ def simulate_study(population: Population, arm: Arm, shape: StudyShape, replicat
     y = population.labels
     study, outside = _study_sample(population, shape, rng)
     splits = _splits(population, shape, study, int(rng.integers(2**31)), range(replicates))
-    pool = _pool(population, arm, shape, outside, splits, rng) if shape.shared_pool else None
+    wants = [_wanted(population, arm, train, shape) for train, _, _ in splits] if arm.uses_pool else None
+    pool = _pool(population, shape, outside, wants, rng) if wants and shape.shared_pool else None
     own = replace(shape, pool_margin=1.0)  # a replicate's own pool holds its draw (as study_design sizes it)
     differences, inner, predictions, n_test = np.empty(replicates), np.empty((replicates, inner_resamples)), [], 0
     for r, (train, _, test) in enumerate(splits):
-        drawn_from = pool if shape.shared_pool else _pool(population, arm, own, outside, [(train, None, test)], rng)
-        extra = _extra(population, arm, shape, drawn_from, train, test, rng)
+        extra = None
+        if wants:
+            drawn_from = pool if shape.shared_pool else _pool(population, own, outside, [wants[r]], rng)
+            extra = _take(population, drawn_from, wants[r], shape.match_items, rng, "the pool")
         n_test = test.size
         rows, labels = _arms(population, arm, train, extra, rng)
         treated = _fit_scores(population, rows, labels, test)

@@ -397,19 +397,23 @@ def init_study(data_path: str | Path, force: bool = False, estimate_minutes=None
     return params_path, rubric_path, proposal
 
 
+def _fitted(count: int) -> int:
+    """Of ``count`` responses, those a replicate trains on under the proposed split: a third, less a quarter of
+    it for validation (``train_fraction`` and ``validation_fraction`` as ``params_text`` writes them)."""
+    return round(count / 3 * 0.75)
+
+
 def _train_size(proposal: Proposal) -> int:
-    """Human training responses per replicate under the proposed split (a third, less a quarter for validation)."""
-    mapped = sum(v for k, v in proposal.label_counts.items() if k not in proposal.unmapped_labels)
-    return max(1, round(mapped / 3 * 0.75))
+    """Human training responses per replicate under the proposed split."""
+    return max(1, _fitted(sum(v for k, v in proposal.label_counts.items() if k not in proposal.unmapped_labels)))
 
 
 def _train_per_code(proposal: Proposal) -> dict[int, int]:
     """Human training responses per replicate of each code (1, 0) under the proposed split; a code whose raw
     values are not mapped yet counts as enough (the mapping is the researcher's to write first)."""
-    fit = 1 / 3 * 0.75
     if not (proposal.positive_labels and proposal.negative_labels):
         return {1: GRADER_MIN_PER_CODE, 0: GRADER_MIN_PER_CODE}
-    return {code: round(sum(proposal.label_counts.get(v, 0) for v in values) * fit)
+    return {code: _fitted(sum(proposal.label_counts.get(v, 0) for v in values))
             for code, values in ((1, proposal.positive_labels), (0, proposal.negative_labels))}
 
 
