@@ -1,9 +1,11 @@
 """How good is the estimate? `synthmix validate`'s per-pool calls, tokens and seconds, and its seconds per
 step kind, against what a complete study measured (default: the committed run, results/default).
 
-Three estimates per pool: with nothing measured (the costs.assumed_* rates: a fresh machine), from the other
+Three estimates per pool: with nothing measured (the costs.assumed_* rates: an installed package, which has
+no shipped study to take the rates of a generator it has not called from), from the other
 pools of the run only (leave-one-out: this pool's own record hidden), and from every record (what validate
-prints beside that results folder). Per step kind: the assumed rates against the markers' seconds.
+prints beside that results folder). Per step kind: the assumed rates, and what a checkout's empty results folder
+gets (the shipped study's calls for its generators), against the markers' seconds.
 
     python bench/bench_estimate.py [--params params/default.yaml] [--results results]
 """
@@ -39,11 +41,14 @@ def main() -> None:
     study_dir = Path(args.results) / params.study
     with tempfile.TemporaryDirectory() as empty:
         fresh = estimate_study(params, args.params, empty, steps=plan_study(params, args.params, empty, design=design)[0],
-                               design=design, measurements=Measurements.gather(empty))
+                               design=design, measurements=Measurements.gather(empty), use_shipped=False)
+        shipped = estimate_study(params, args.params, empty, steps=plan_study(params, args.params, empty, design=design)[0],
+                                 design=design, measurements=Measurements.gather(empty))  # a checkout's fresh folder
     everything = estimate_study(params, args.params, args.results, steps=steps, design=design)
     print(f"{'pool':<6} {'what':<18} {'measured':>10} {'assumed':>16} {'other pools':>16} {'all records':>16}")
     for pool_all, pool_fresh in zip(everything.pools, fresh.pools):
-        (folder,) = study_dir.glob(f"01_generate/{pool_all.condition}-*")
+        (folder,) = [path for path in study_dir.glob(f"01_generate/{pool_all.condition}-*")
+                     if path.name.rsplit("-", 1)[0] == pool_all.condition]  # not t0.7-r0-... for t0.7
         report = io.read_json(folder / "generation_report.json")
         others = estimate_study(params, args.params, args.results, steps=steps, design=design,
                                 measurements=Measurements.gather(args.results, exclude=(str(folder),)))
@@ -64,10 +69,11 @@ def main() -> None:
     for marker in study_dir.glob("*/*/_complete.json"):
         info = json.loads(marker.read_text())
         markers.setdefault(info["kind"], []).append(info["seconds"])
-    print(f"{'step kind':<14} {'steps':>5} {'measured s':>11} {'assumed rates s':>16}")
+    print(f"{'step kind':<14} {'steps':>5} {'measured s':>11} {'assumed rates s':>16} {'a checkout, fresh s':>20}")
     for kind, info in fresh.kinds.items():
-        measured = sum(markers.get(kind, []))
-        print(f"{kind:<14} {info['steps']:>5} {measured:>11,.0f} {info['seconds']:>9,.0f} {ratio(info['seconds'], measured):>6}")
+        measured, checkout = sum(markers.get(kind, [])), shipped.kinds[kind]["seconds"]
+        print(f"{kind:<14} {info['steps']:>5} {measured:>11,.0f} {info['seconds']:>9,.0f} {ratio(info['seconds'], measured):>6}"
+              f" {checkout:>13,.0f} {ratio(checkout, measured):>6}")
 
 
 if __name__ == "__main__":

@@ -5,8 +5,10 @@ responses wanted per label and item over the responses one call yields), how man
 cache already holds, the tokens and the seconds; for every other step the training and scoring work
 it does. Rates come, in this order, from what was measured (the per-call records ``calls.parquet``
 of earlier runs, their generation reports, the reply cache's stored call times, and the seconds in
-the markers of this study's complete steps) and otherwise from the ``costs:`` section of the params
-(``assumed_*``). Every figure says which it used.
+the markers of this study's complete steps), then, for a generator and temperature the results folder
+has never called, from the calls of the study this checkout ships (``results/default``, measured on a
+2-core CPU), and otherwise from the ``costs:`` section of the params (``assumed_*``). Every figure says
+which it used.
 """
 
 from __future__ import annotations
@@ -27,6 +29,9 @@ from synthmix.params import CostsParams, StudyParams
 EMBEDDED_MEAN_CHARS = 77.0  # mean response length of the embedded data, on which the assumed training rates were measured
 CHARS_PER_TOKEN = 3.8  # SmolLM2's tokenizer on English prompts (measured: 2,000 characters, 526 tokens)
 EXPECTED_EPOCH_SHARE = 0.7  # early stopping ended the default study's fine-tunes after 7 of 10 epochs
+#: The rendered default study committed with this checkout (absent from an installed package): its calls are
+#: the measured rates of SmolLM2-135M on a 2-core CPU, one thread per step.
+SHIPPED_STUDY = Path(__file__).resolve().parents[3] / "results" / "default"
 
 
 def llm_money(costs: CostsParams, prompt_tokens: float, completion_tokens: float) -> float | None:
@@ -45,21 +50,24 @@ class Measurements:
     calls: pd.DataFrame  # model, temperature, max_tokens, responses_per_call, calls, responses, prompt_tokens,
     #                      completion_tokens, seconds, timed_calls, source
     problems: list[str] = field(default_factory=list)
+    where: str = ""  # said after "measured on N calls" when the calls are not the results folder's own
 
     @classmethod
-    def gather(cls, results_root: str | Path, exclude: tuple[str, ...] = ()) -> "Measurements":
+    def gather(cls, results_root: str | Path, exclude: tuple[str, ...] = (), studies: str = "*",
+               with_cache: bool = True) -> "Measurements":
         """What the results folder knows: every pool's ``calls.parquet`` (or, for pools made before it
         existed, its ``generation_report.json``) and the reply cache's stored calls. ``exclude``: step
-        folders to leave out (to check an estimate against a pool it did not see)."""
+        folders to leave out (to check an estimate against a pool it did not see); ``studies``: which
+        study folders (a glob); ``with_cache``: whether to read the reply cache."""
         root = Path(results_root)
         rows, problems = [], []
         excluded = {str(Path(p).resolve()) for p in exclude}
-        for folder in sorted(root.glob("*/01_generate/*")):
+        for folder in sorted(root.glob(f"{studies}/01_generate/*")):
             if str(folder.resolve()) in excluded or not (folder / MARKER).is_file():
                 continue
             rows += _pool_rows(folder)
         cache = root / "llm_cache.sqlite"
-        if cache.is_file() and not exclude:
+        if with_cache and cache.is_file() and not exclude:
             try:
                 rows += _cache_rows(cache)
             except StorageError as exc:
@@ -88,7 +96,7 @@ class Measurements:
         if use is not same:  # measured asking for another number per call: scale by what is asked
             asked = float(np.average(use["responses_per_call"].fillna(responses_per_call), weights=use["calls"]))
             value *= responses_per_call / max(asked, 1.0)
-        return float(value), f"measured on {int(use['calls'].sum())} calls"
+        return float(value), f"measured on {int(use['calls'].sum())} calls{self.where}"
 
     def per_call(self, model: str, temperature: float, max_tokens: int) -> dict | None:
         """Mean completion tokens, prompt tokens and seconds of one call with these settings (the same
@@ -102,7 +110,18 @@ class Measurements:
         return {"completion_tokens": use["completion_tokens"].sum() / use["calls"].sum(),
                 "prompt_tokens": use["prompt_tokens"].sum() / use["calls"].sum(),
                 "seconds": use["seconds"].sum() / timed if timed else None,
-                "basis": f"measured on {int(use['calls'].sum())} calls"}
+                "basis": f"measured on {int(use['calls'].sum())} calls{self.where}"}
+
+
+def shipped_measurements(results_root: str | Path) -> Measurements | None:
+    """The calls of the study this checkout ships (``SHIPPED_STUDY``), for a generator and temperature the
+    results folder has not measured; None when it is absent or is the results folder itself."""
+    study = SHIPPED_STUDY
+    if not study.is_dir() or Path(results_root).resolve() == study.parent.resolve():
+        return None
+    shipped = Measurements.gather(study.parent, studies=study.name, with_cache=False)
+    shipped.where = f" in {study.parent.name}/{study.name} (the shipped study, 2-core CPU)"
+    return shipped
 
 
 def _pool_rows(folder: Path) -> list[dict]:
@@ -253,12 +272,13 @@ class _Data:
 
 
 def estimate_study(params: StudyParams, params_path, results_root, steps=None, design=None, human=None,
-                   measurements: Measurements | None = None) -> StudyEstimate:
+                   measurements: Measurements | None = None, use_shipped: bool = True) -> StudyEstimate:
     """Estimate calls, tokens, money and time of a study's planned steps (see the module's docstring).
 
     ``steps``/``design``: the plan and design when the caller has them (else they are made here);
     ``human``: the loaded human data (a ``datasets.Dataset`` with ``text``); ``measurements``: what
-    was measured (default: gathered from ``results_root``).
+    was measured (default: gathered from ``results_root``); ``use_shipped``: whether the shipped study's calls
+    stand in for a generator and temperature nothing in ``results_root`` measured.
     """
     from synthmix.data.design import study_design
     from synthmix.run.graph import plan_study
@@ -267,6 +287,7 @@ def estimate_study(params: StudyParams, params_path, results_root, steps=None, d
     design = design or study_design(params, params_path)
     steps = steps if steps is not None else plan_study(params, params_path, results_root, design=design)[0]
     measurements = measurements or Measurements.gather(results_root)
+    sources = [m for m in (measurements, shipped_measurements(results_root) if use_shipped else None) if m is not None]
     if human is None:
         from synthmix.data.loading import load_human_data
 
@@ -283,7 +304,7 @@ def estimate_study(params: StudyParams, params_path, results_root, steps=None, d
     for step in steps:
         done = is_complete(step)
         if step.kind == "generate":
-            pool = _pool_estimate(params, rubric, step, measurements, results_root, done)
+            pool = _pool_estimate(params, rubric, step, sources, results_root, done)
             pools.append(pool)
             pool_sizes[step.output_dir] = pool.positive + pool.negative
             seconds = pool.seconds
@@ -336,15 +357,17 @@ def _rubric(params: StudyParams, params_path):
         return None
 
 
-def _pool_estimate(params: StudyParams, rubric, step, measurements: Measurements, results_root,
+def _pool_estimate(params: StudyParams, rubric, step, sources: list[Measurements], results_root,
                    done: bool) -> PoolEstimate:
-    """Calls, cached calls, tokens, seconds and money of one generation step."""
+    """Calls, cached calls, tokens, seconds and money of one generation step (rates from the first of
+    ``sources`` that measured this generator at this temperature, else the assumed ones)."""
     settings, costs = params.generation, params.costs
     temperature = float(step.parameters["temperature"])
     by_item = step.parameters.get("item_targets") or {}
     targets = [(item, 1, n[0]) for item, n in by_item.items()] + [(item, 0, n[1]) for item, n in by_item.items()] \
         if by_item else [("", 1, step.parameters["target_positive"]), ("", 0, step.parameters["target_negative"])]
-    measured_yield = measurements.yield_per_call(settings.model, temperature, settings.responses_per_call)
+    measured_yield = next((found for m in sources if (found := m.yield_per_call(
+        settings.model, temperature, settings.responses_per_call))), None)
     per_call_yield, yield_basis = measured_yield or (costs.assumed_yield * settings.responses_per_call,
                                                      "assumed yield (costs.assumed_yield)")
     per_call_yield = max(per_call_yield, 0.05)
@@ -352,7 +375,8 @@ def _pool_estimate(params: StudyParams, rubric, step, measurements: Measurements
     calls_of = {key: min(settings.max_calls_per_label, n) for key, n in wanted.items()}
     calls = sum(calls_of.values())
     capped = [key for key, n in wanted.items() if n > settings.max_calls_per_label]
-    measured = measurements.per_call(settings.model, temperature, settings.max_tokens)
+    measured = next((found for m in sources if (found := m.per_call(settings.model, temperature, settings.max_tokens))),
+                    None)
     completion = (measured["completion_tokens"] if measured else
                   min(settings.max_tokens, settings.responses_per_call * costs.assumed_completion_tokens_per_response))
     prompt = _prompt_tokens(params, rubric)
