@@ -55,6 +55,15 @@ def test_a_figures_change_marks_only_the_analysis_stale(smoke_study, tmp_path):
         assert lines[notebook].strip().startswith("[done ]"), lines[notebook]
 
 
+def test_a_change_to_the_llama_cpp_server_marks_generation_stale(smoke_study, tmp_path):
+    """The managed server runs outside the kernel (``synthmix.llm.llama_serve``) and decides the replies, so
+    the pool: generation records it, and a change to it leaves generation and what follows stale."""
+    assert "synthmix.llm.llama_serve" in _markers(smoke_study)["01_generate"]["code"]["modules"]
+    lines = _dry_run_with_changed("synthmix.llm.llama_serve", smoke_study, tmp_path)
+    assert "changed since it ran: synthmix.llm.llama_serve" in lines["01_generate.ipynb"], lines
+    assert "[stale]" in lines["03_train_teacher.ipynb"], lines
+
+
 def test_a_training_change_marks_training_and_what_follows_stale(smoke_study, tmp_path):
     lines = _dry_run_with_changed("synthmix.steps.train", smoke_study, tmp_path)
     assert "changed since it ran: synthmix.steps.train" in lines["03_train_teacher.ipynb"]

@@ -2,7 +2,7 @@
 
 A step's marker records the sha256 of its notebook's cells and of every synthmix module its
 kernel actually loaded (listed by ``record_provenance``; all modules when a notebook does not
-say). ``stale_reason`` compares them with the files now, so a change to ``analysis/figures.py``
+say), with the modules of the processes it starts (a llama.cpp server: ``STARTED_BY``). ``stale_reason`` compares them with the files now, so a change to ``analysis/figures.py``
 leaves generation and training complete and marks only the analysis stale, and the message names
 the module that changed.
 """
@@ -41,10 +41,21 @@ def notebook_fingerprint(path: str | Path) -> str:
     return hashlib.sha256(json.dumps(code).encode()).hexdigest()[:16]
 
 
+#: Modules a step runs outside its kernel, in processes the kernel starts, by the module that starts them: a
+#: managed llama.cpp server's replies (so the pool) follow ``llm.llama_serve``'s rule for reusing its cache.
+STARTED_BY = {"synthmix.llm.server": ("synthmix.llm.llama_serve",)}
+
+
+def with_started_processes(loaded: list[str]) -> list[str]:
+    """``loaded`` and the modules the processes its modules start run (``STARTED_BY``)."""
+    return sorted(set(loaded) | {started for name in loaded for started in STARTED_BY.get(name, ())})
+
+
 def code_record(step: Step, before: dict[str, str], loaded: list[str] | None) -> dict:
     """What a step's marker records of its code: the notebook's fingerprint and, per module the kernel
-    loaded, its hash as it was when the step started (``before``); every module when ``loaded`` is None."""
-    names = loaded if loaded else sorted(before)
+    loaded (and per module a process it started ran, ``STARTED_BY``), its hash as it was when the step
+    started (``before``); every module when ``loaded`` is None."""
+    names = with_started_processes(loaded) if loaded else sorted(before)
     return {"notebook": notebook_fingerprint(notebooks_dir() / step.notebook),
             "modules": {name: before.get(name) or module_hash(module_file(name)) for name in names}}
 
