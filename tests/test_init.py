@@ -181,7 +181,7 @@ def test_init_rubric_run_on_small_data_decides_claims_1_and_2_and_says_why_not_3
     and the study stopped). Claim 3 on data with enough of each code: tests/test_init_beetle.py."""
     table = pd.read_csv(EMBEDDED / "responses.csv")  # our own responses (written for this project), as a user's CSV
     table.sample(n=120, random_state=1).to_csv(tmp_path / "feedback.csv", index=False)
-    records = run_to_verdicts(tmp_path, tmp_path / "feedback.csv", embedded_rubric_text(), budget="3")
+    records = run_to_verdicts(tmp_path, tmp_path / "feedback.csv", embedded_rubric_text(), budget="4")
     primary = {r["id"]: r for r in records if r["role"] == "primary"}
     assert {i: primary[i]["verdict"] != "not tested" for i in ("1", "2a")} == {"1": True, "2a": True}, records
     assert primary["3"]["verdict"] == "not tested" and "consistency" in primary["3"]["text"], primary["3"]

@@ -194,13 +194,22 @@ def test_validate_prints_calls_tokens_and_time_per_pool_and_per_step_kind(tmp_pa
 
 
 def test_without_the_shipped_study_the_estimate_uses_the_assumed_rates(tmp_path, monkeypatch):
-    from synthmix.run import estimate
+    from synthmix.run import measured
 
-    monkeypatch.setattr(estimate, "SHIPPED_STUDY", tmp_path / "not-shipped" / "default")  # an installed package
+    monkeypatch.setattr(measured, "SHIPPED_STUDY", tmp_path / "not-shipped" / "default")  # an installed package
     result = cli_here("validate", str(REPO / "params" / "smoke.yaml"), "--results", str(tmp_path / "results"))
     assert result.returncode == 0, result.stderr
     pool = next(line for line in result.stdout.splitlines() if "pool t0.7:" in line)
     assert "assumed yield (costs.assumed_yield)" in pool and "time assumed rates" in pool, pool
+
+
+def test_a_fresh_estimate_scales_training_rates_to_the_shipped_study_where_it_trained_the_same_models(tmp_path):
+    result = cli_here("validate", str(REPO / "params" / "smoke.yaml"), "--results", str(tmp_path / "results"))
+    assert result.returncode == 0, result.stderr
+    kinds = {line.split(":")[0].strip(): line for line in result.stdout.splitlines() if " in all, " in line}
+    for kind in ("filter", "train_teacher", "analyze"):  # the same teacher (MiniLM-L6) on the same device
+        assert "of the shipped study (results/default)" in kinds[kind], kinds[kind]
+    assert "assumed rates (costs.assumed_*)" in kinds["distill"], kinds["distill"]  # 2 layers kept, not 3
 
 
 def test_a_fresh_estimate_of_the_default_study_predicts_the_generation_time_it_measured(tmp_path):

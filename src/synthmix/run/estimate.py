@@ -13,25 +13,22 @@ which it used.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from synthmix.core import io
 from synthmix.core.layout import MARKER
 from synthmix.data.sampling import increment_schedule, synthetic_count
-from synthmix.errors import StorageError
 from synthmix.params import CostsParams, StudyParams
+from synthmix.run.measured import SHIPPED_STUDY, Measurements, shipped_measurements  # noqa: F401 - SHIPPED_STUDY re-exported
 
 EMBEDDED_MEAN_CHARS = 77.0  # mean response length of the embedded data, on which the assumed training rates were measured
 CHARS_PER_TOKEN = 3.8  # SmolLM2's tokenizer on English prompts (measured: 2,000 characters, 526 tokens)
 EXPECTED_EPOCH_SHARE = 0.7  # early stopping ended the default study's fine-tunes after 7 of 10 epochs
-#: The rendered default study committed with this checkout (absent from an installed package): its calls are
-#: the measured rates of SmolLM2-135M on a 2-core CPU, one thread per step.
-SHIPPED_STUDY = Path(__file__).resolve().parents[3] / "results" / "default"
 
 
 def llm_money(costs: CostsParams, prompt_tokens: float, completion_tokens: float) -> float | None:
@@ -42,141 +39,6 @@ def llm_money(costs: CostsParams, prompt_tokens: float, completion_tokens: float
     return prompt_tokens / 1e6 * (prices[0] or 0.0) + completion_tokens / 1e6 * (prices[1] or 0.0)
 
 
-# ================================================================ what was measured
-@dataclass
-class Measurements:
-    """Earlier LLM calls (one row per group of calls with the same settings) and the seconds of complete steps."""
-
-    calls: pd.DataFrame  # model, temperature, max_tokens, responses_per_call, calls, responses, prompt_tokens,
-    #                      completion_tokens, seconds, timed_calls, source
-    problems: list[str] = field(default_factory=list)
-    where: str = ""  # said after "measured on N calls" when the calls are not the results folder's own
-
-    @classmethod
-    def gather(cls, results_root: str | Path, exclude: tuple[str, ...] = (), studies: str = "*",
-               with_cache: bool = True) -> "Measurements":
-        """What the results folder knows: every pool's ``calls.parquet`` (or, for pools made before it
-        existed, its ``generation_report.json``) and the reply cache's stored calls. ``exclude``: step
-        folders to leave out (to check an estimate against a pool it did not see); ``studies``: which
-        study folders (a glob); ``with_cache``: whether to read the reply cache."""
-        root = Path(results_root)
-        rows, problems = [], []
-        excluded = {str(Path(p).resolve()) for p in exclude}
-        for folder in sorted(root.glob(f"{studies}/01_generate/*")):
-            if str(folder.resolve()) in excluded or not (folder / MARKER).is_file():
-                continue
-            rows += _pool_rows(folder)
-        cache = root / "llm_cache.sqlite"
-        if with_cache and cache.is_file() and not exclude:
-            try:
-                rows += _cache_rows(cache)
-            except StorageError as exc:
-                problems.append(f"the reply cache was not read: {exc}")
-        columns = ["model", "temperature", "max_tokens", "responses_per_call", "calls", "responses", "prompt_tokens",
-                   "completion_tokens", "seconds", "timed_calls", "source"]
-        return cls(pd.DataFrame(rows, columns=columns), problems)
-
-    def _matching(self, model: str, temperature: float | None = None, **exact) -> pd.DataFrame:
-        table = self.calls[self.calls["model"] == model]
-        if temperature is not None:
-            table = table[(table["temperature"] - temperature).abs() < 1e-9]
-        for key, value in exact.items():
-            table = table[table[key] == value]
-        return table
-
-    def yield_per_call(self, model: str, temperature: float, responses_per_call: int) -> tuple[float, str] | None:
-        """New distinct responses per call measured for this model, temperature and responses per call
-        (pools of other responses-per-call rescaled), with where it was measured; None when never measured."""
-        table = self._matching(model, temperature).dropna(subset=["responses"])
-        same = table[table["responses_per_call"] == responses_per_call]
-        use = same if len(same) else table
-        if use.empty or use["calls"].sum() == 0:
-            return None
-        value = use["responses"].sum() / use["calls"].sum()
-        if use is not same:  # measured asking for another number per call: scale by what is asked
-            asked = float(np.average(use["responses_per_call"].fillna(responses_per_call), weights=use["calls"]))
-            value *= responses_per_call / max(asked, 1.0)
-        return float(value), f"measured on {int(use['calls'].sum())} calls{self.where}"
-
-    def per_call(self, model: str, temperature: float, max_tokens: int) -> dict | None:
-        """Mean completion tokens, prompt tokens and seconds of one call with these settings (the same
-        max_tokens preferred), with where it was measured; None when never measured."""
-        table = self._matching(model, temperature)
-        same = table[table["max_tokens"] == max_tokens]
-        use = same if len(same) else table[table["max_tokens"].isna()] if table["max_tokens"].isna().any() else same
-        if use.empty or use["calls"].sum() == 0:
-            return None
-        timed = use["timed_calls"].sum()
-        return {"completion_tokens": use["completion_tokens"].sum() / use["calls"].sum(),
-                "prompt_tokens": use["prompt_tokens"].sum() / use["calls"].sum(),
-                "seconds": use["seconds"].sum() / timed if timed else None,
-                "basis": f"measured on {int(use['calls'].sum())} calls{self.where}"}
-
-
-def shipped_measurements(results_root: str | Path) -> Measurements | None:
-    """The calls of the study this checkout ships (``SHIPPED_STUDY``), for a generator and temperature the
-    results folder has not measured; None when it is absent or is the results folder itself."""
-    study = SHIPPED_STUDY
-    if not study.is_dir() or Path(results_root).resolve() == study.parent.resolve():
-        return None
-    shipped = Measurements.gather(study.parent, studies=study.name, with_cache=False)
-    shipped.where = f" in {study.parent.name}/{study.name} (the shipped study, 2-core CPU)"
-    return shipped
-
-
-def _pool_rows(folder: Path) -> list[dict]:
-    """Measurement rows of one complete pool: from its calls.parquet, else its generation report."""
-    calls = folder / "calls.parquet"
-    if calls.is_file():
-        try:
-            table = io.read_table(calls)
-        except Exception:  # noqa: BLE001 - an unreadable record is no measurement
-            return []
-        table = table[table["kind"] == "generate"]
-        grouped = table.groupby(["model", "temperature", "max_tokens", "responses_per_call", "label"], dropna=False)
-        return [{"model": model, "temperature": float(t), "max_tokens": mt, "responses_per_call": rpc,
-                 "calls": len(g), "responses": float(g["responses"].sum()), "prompt_tokens": float(g["prompt_tokens"].sum()),
-                 "completion_tokens": float(g["completion_tokens"].sum()), "seconds": float(g["seconds"].sum(skipna=True)),
-                 "timed_calls": int(g["seconds"].notna().sum()), "source": str(calls)}
-                for (model, t, mt, rpc, _), g in grouped]
-    try:
-        report = io.read_json(folder / "generation_report.json")
-        stats, made = report["stats"], sum(report["calls"].values())
-        replayed = stats.get("calls_replayed", 0)
-        return [{"model": report["model"], "temperature": float(report["temperature"]), "max_tokens": np.nan,
-                 "responses_per_call": np.nan, "calls": made, "responses": float(sum(report["collected"].values())),
-                 "prompt_tokens": float(stats["prompt_tokens"]) * made / max(1, stats.get("calls_made", made)),
-                 "completion_tokens": float(stats["completion_tokens"]) * made / max(1, stats.get("calls_made", made)),
-                 "seconds": float(stats.get("seconds_in_calls", 0.0)) if not replayed else 0.0,
-                 "timed_calls": stats.get("calls_made", 0) if not replayed else 0,
-                 "source": str(folder / "generation_report.json")}]
-    except (OSError, ValueError, KeyError, TypeError, ZeroDivisionError):
-        return []
-
-
-def _cache_rows(cache_path: Path) -> list[dict]:
-    """Measurement rows from the reply cache: tokens and stored call seconds per model, temperature, max_tokens."""
-    from synthmix.llm.cache import ReplyCache
-
-    cache = ReplyCache(cache_path)
-    try:
-        records = pd.DataFrame(cache.call_records())
-    finally:
-        cache.close()
-    if records.empty:
-        return []
-    rows = []
-    for (model, temperature, max_tokens), group in records.groupby(["model", "temperature", "max_tokens"], dropna=True):
-        rows.append({"model": model, "temperature": float(temperature), "max_tokens": max_tokens,
-                     "responses_per_call": np.nan, "calls": len(group), "responses": np.nan,
-                     "prompt_tokens": float(group["prompt_tokens"].sum()),
-                     "completion_tokens": float(group["completion_tokens"].sum()),
-                     "seconds": float(group["seconds"].sum(skipna=True)), "timed_calls": int(group["seconds"].notna().sum()),
-                     "source": str(cache_path)})
-    return rows
-
-
-# ================================================================== the estimate
 @dataclass
 class PoolEstimate:
     """One pool: what it needs and what making it costs."""
@@ -324,13 +186,20 @@ def estimate_study(params: StudyParams, params_path, results_root, steps=None, d
                 entry["measured"].append(float(marker["seconds"]))
                 entry["predicted"].append(seconds)
         entry.setdefault("planned", []).append((seconds, done))
+    shipped = None
     for kind, entry in kinds.items():
         factor, basis = 1.0, "assumed rates (costs.assumed_*)"
         if kind == "generate":
             basis = "calls at the rates per pool above"
         elif entry["measured"] and sum(entry["predicted"]) > 0:
             factor = sum(entry["measured"]) / sum(entry["predicted"])
-            basis = f"rates scaled to {len(entry['measured'])} complete step{'s' if len(entry['measured']) != 1 else ''}"
+            basis = f"rates scaled to {_steps(len(entry['measured']))}"
+            entry["factor"], entry["scaled_steps"] = factor, len(entry["measured"])
+        elif use_shipped:
+            shipped = shipped if shipped is not None else shipped_step_factors(params, results_root)
+            if kind in shipped:
+                factor, count = shipped[kind]
+                basis = f"rates scaled to {_steps(count)} of the shipped study ({SHIPPED_STUDY.parent.name}/{SHIPPED_STUDY.name})"
         entry["seconds"] = sum(s for s, _ in entry["planned"]) * factor if kind != "generate" else \
             sum(s for s, _ in entry["planned"])
         entry["seconds_to_do"] = sum(s * (factor if kind != "generate" else 1.0) for s, done in entry["planned"]
@@ -345,6 +214,46 @@ def estimate_study(params: StudyParams, params_path, results_root, steps=None, d
     notes = [f"warning: {p.warning}" for p in pools if p.warning] + [f"note: {p}" for p in measurements.problems]
     return StudyEstimate(pools, kinds, spent if priced else None, to_do_money if priced else None, costs.currency,
                          notes)
+
+
+def _steps(count: int) -> str:
+    return f"{count} complete step{'s' if count != 1 else ''}"
+
+
+def shipped_step_factors(params: StudyParams, results_root) -> dict[str, tuple[float, int]]:
+    """Per step kind, the measured over the predicted seconds of the shipped study's complete steps and how
+    many (what rescales the assumed training rates of a kind the results folder has no complete step of):
+    for filters and teachers when that study trained the same teacher on the same device, for students when
+    it also distilled into the same student, for the analysis always; {} without a shipped study."""
+    found = _shipped_factors(str(Path(results_root).resolve()))
+    if not found:
+        return {}
+    factors, (teacher, student, device) = dict(found[0]), found[1]
+    same_teacher = (params.teacher.model, params.compute.device) == (teacher, device)
+    wanted = {"analyze": True, "filter": same_teacher, "train_teacher": same_teacher,
+              "distill": same_teacher and params.student.model == student}
+    return {kind: factor for kind, factor in factors.items() if wanted.get(kind)}
+
+
+@functools.lru_cache(maxsize=4)
+def _shipped_factors(results_root: str) -> tuple:
+    from synthmix.params import load_params
+
+    study = SHIPPED_STUDY
+    analysis = next(iter(sorted(study.glob("05_analyze/*/" + MARKER))), None)
+    if analysis is None or Path(results_root) == study.parent.resolve():
+        return ()
+    try:
+        snapshot = io.read_json(analysis).get("parameters", {}).get("params_file")
+    except (OSError, ValueError, AttributeError):
+        return ()
+    if not snapshot or not (study / snapshot).is_file():
+        return ()
+    shipped = load_params(study / snapshot)
+    estimate = estimate_study(shipped, study / snapshot, study.parent, use_shipped=False)
+    factors = tuple((kind, (info["factor"], info["scaled_steps"])) for kind, info in estimate.kinds.items()
+                    if "factor" in info)
+    return factors, (shipped.teacher.model, shipped.student.model, shipped.compute.device)
 
 
 def _rubric(params: StudyParams, params_path):
