@@ -201,6 +201,27 @@ def test_without_the_shipped_study_the_estimate_uses_the_assumed_rates(tmp_path,
     assert result.returncode == 0, result.stderr
     pool = next(line for line in result.stdout.splitlines() if "pool t0.7:" in line)
     assert "assumed yield (costs.assumed_yield)" in pool and "time assumed rates" in pool, pool
+    teacher = next(line for line in result.stdout.splitlines() if "train_teacher: " in line)
+    assert "assumed rates (costs.assumed_*)" in teacher, teacher
+
+
+def test_a_shipped_study_that_cannot_be_planned_is_no_prior_and_no_error(tmp_path, monkeypatch):
+    import json
+
+    from synthmix.run import measured
+
+    study = tmp_path / "checkout" / "results" / "default"  # its params name data that is not there
+    (study / "_params").mkdir(parents=True)
+    (study / "_params" / "params-0.yaml").write_text((REPO / "params" / "smoke.yaml").read_text().replace(
+        "embedded:tutor_error_feedback", "missing.csv"))
+    (study / "05_analyze" / "study-0").mkdir(parents=True)
+    (study / "05_analyze" / "study-0" / "_complete.json").write_text(
+        json.dumps({"parameters": {"params_file": "_params/params-0.yaml"}}))
+    monkeypatch.setattr(measured, "SHIPPED_STUDY", study)
+    result = cli_here("validate", str(REPO / "params" / "smoke.yaml"), "--results", str(tmp_path / "results"))
+    assert result.returncode == 0, result.stderr
+    teacher = next(line for line in result.stdout.splitlines() if "train_teacher: " in line)
+    assert "assumed rates (costs.assumed_*)" in teacher, teacher
 
 
 def test_a_fresh_estimate_scales_training_rates_to_the_shipped_study_where_it_trained_the_same_models(tmp_path):
@@ -220,7 +241,8 @@ def test_a_fresh_estimate_of_the_default_study_predicts_the_generation_time_it_m
     import json
 
     from synthmix.params import load_params
-    from synthmix.run.estimate import SHIPPED_STUDY, estimate_study
+    from synthmix.run.estimate import estimate_study
+    from synthmix.run.measured import SHIPPED_STUDY
 
     markers = [json.loads(path.read_text()) for path in SHIPPED_STUDY.glob("01_generate/*/_complete.json")]
     if not markers:

@@ -23,8 +23,10 @@ import numpy as np
 from synthmix.core import io
 from synthmix.core.layout import MARKER
 from synthmix.data.sampling import increment_schedule, synthetic_count
+from synthmix.errors import InputError
 from synthmix.params import CostsParams, StudyParams
-from synthmix.run.measured import SHIPPED_STUDY, Measurements, shipped_measurements  # noqa: F401 - SHIPPED_STUDY re-exported
+from synthmix.run import measured
+from synthmix.run.measured import Measurements, shipped_measurements
 
 EMBEDDED_MEAN_CHARS = 77.0  # mean response length of the embedded data, on which the assumed training rates were measured
 CHARS_PER_TOKEN = 3.8  # SmolLM2's tokenizer on English prompts (measured: 2,000 characters, 526 tokens)
@@ -199,7 +201,8 @@ def estimate_study(params: StudyParams, params_path, results_root, steps=None, d
             shipped = shipped if shipped is not None else shipped_step_factors(params, results_root)
             if kind in shipped:
                 factor, count = shipped[kind]
-                basis = f"rates scaled to {_steps(count)} of the shipped study ({SHIPPED_STUDY.parent.name}/{SHIPPED_STUDY.name})"
+                shipped_study = measured.SHIPPED_STUDY
+                basis = f"rates scaled to {_steps(count)} of the shipped study ({shipped_study.parent.name}/{shipped_study.name})"
         entry["seconds"] = sum(s for s, _ in entry["planned"]) * factor if kind != "generate" else \
             sum(s for s, _ in entry["planned"])
         entry["seconds_to_do"] = sum(s * (factor if kind != "generate" else 1.0) for s, done in entry["planned"]
@@ -225,7 +228,7 @@ def shipped_step_factors(params: StudyParams, results_root) -> dict[str, tuple[f
     many (what rescales the assumed training rates of a kind the results folder has no complete step of):
     for filters and teachers when that study trained the same teacher on the same device, for students when
     it also distilled into the same student, for the analysis always; {} without a shipped study."""
-    found = _shipped_factors(str(Path(results_root).resolve()))
+    found = _shipped_factors(str(Path(results_root).resolve()), str(measured.SHIPPED_STUDY))
     if not found:
         return {}
     factors, (teacher, student, device) = dict(found[0]), found[1]
@@ -236,10 +239,10 @@ def shipped_step_factors(params: StudyParams, results_root) -> dict[str, tuple[f
 
 
 @functools.lru_cache(maxsize=4)
-def _shipped_factors(results_root: str) -> tuple:
+def _shipped_factors(results_root: str, shipped_study: str) -> tuple:
     from synthmix.params import load_params
 
-    study = SHIPPED_STUDY
+    study = Path(shipped_study)
     analysis = next(iter(sorted(study.glob("05_analyze/*/" + MARKER))), None)
     if analysis is None or Path(results_root) == study.parent.resolve():
         return ()
@@ -249,8 +252,11 @@ def _shipped_factors(results_root: str) -> tuple:
         return ()
     if not snapshot or not (study / snapshot).is_file():
         return ()
-    shipped = load_params(study / snapshot)
-    estimate = estimate_study(shipped, study / snapshot, study.parent, use_shipped=False)
+    try:  # a shipped study this checkout cannot plan (its data moved, say) is no prior, not the user's error
+        shipped = load_params(study / snapshot)
+        estimate = estimate_study(shipped, study / snapshot, study.parent, use_shipped=False)
+    except (InputError, OSError, ValueError):
+        return ()
     factors = tuple((kind, (info["factor"], info["scaled_steps"])) for kind, info in estimate.kinds.items()
                     if "factor" in info)
     return factors, (shipped.teacher.model, shipped.student.model, shipped.compute.device)
