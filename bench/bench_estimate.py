@@ -40,10 +40,11 @@ def main() -> None:
     steps, _ = plan_study(params, args.params, args.results, design=design)
     study_dir = Path(args.results) / params.study
     with tempfile.TemporaryDirectory() as empty:
-        fresh = estimate_study(params, args.params, empty, steps=plan_study(params, args.params, empty, design=design)[0],
-                               design=design, measurements=Measurements.gather(empty), use_shipped=False)
-        shipped = estimate_study(params, args.params, empty, steps=plan_study(params, args.params, empty, design=design)[0],
-                                 design=design, measurements=Measurements.gather(empty))  # a checkout's fresh folder
+        fresh_steps, nothing = plan_study(params, args.params, empty, design=design)[0], Measurements.gather(empty)
+        fresh = estimate_study(params, args.params, empty, steps=fresh_steps, design=design, measurements=nothing,
+                               use_shipped=False)
+        shipped = estimate_study(params, args.params, empty, steps=fresh_steps, design=design,
+                                 measurements=nothing)  # a checkout's fresh folder
     everything = estimate_study(params, args.params, args.results, steps=steps, design=design)
     print(f"{'pool':<6} {'what':<18} {'measured':>10} {'assumed':>16} {'other pools':>16} {'all records':>16}")
     for pool_all, pool_fresh in zip(everything.pools, fresh.pools):

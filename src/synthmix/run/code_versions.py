@@ -2,9 +2,10 @@
 
 A step's marker records the sha256 of its notebook's cells and of every synthmix module its
 kernel actually loaded (listed by ``record_provenance``; all modules when a notebook does not
-say), with the modules of the processes it starts (a llama.cpp server: ``STARTED_BY``). ``stale_reason`` compares them with the files now, so a change to ``analysis/figures.py``
-leaves generation and training complete and marks only the analysis stale, and the message names
-the module that changed.
+say), with the modules of the processes it starts (a llama.cpp server: ``STARTED_BY``).
+``stale_reason`` compares them with the files now, so a change to ``analysis/figures.py`` leaves
+generation and training complete and marks only the analysis stale, and the message names the
+module that changed.
 """
 
 from __future__ import annotations

@@ -25,8 +25,7 @@ from synthmix.core.layout import MARKER
 from synthmix.data.sampling import increment_schedule, synthetic_count
 from synthmix.errors import InputError
 from synthmix.params import CostsParams, StudyParams
-from synthmix.run import measured
-from synthmix.run.measured import Measurements, shipped_measurements
+from synthmix.run.measured import Measurements, shipped_measurements, shipped_study_for
 
 EMBEDDED_MEAN_CHARS = 77.0  # mean response length of the embedded data, on which the assumed training rates were measured
 CHARS_PER_TOKEN = 3.8  # SmolLM2's tokenizer on English prompts (measured: 2,000 characters, 526 tokens)
@@ -200,9 +199,8 @@ def estimate_study(params: StudyParams, params_path, results_root, steps=None, d
         elif use_shipped:
             shipped = shipped if shipped is not None else shipped_step_factors(params, results_root)
             if kind in shipped:
-                factor, count = shipped[kind]
-                shipped_study = measured.SHIPPED_STUDY
-                basis = f"rates scaled to {_steps(count)} of the shipped study ({shipped_study.parent.name}/{shipped_study.name})"
+                factor, count, where = shipped[kind]
+                basis = f"rates scaled to {_steps(count)} of the shipped study ({where})"
         entry["seconds"] = sum(s for s, _ in entry["planned"]) * factor if kind != "generate" else \
             sum(s for s, _ in entry["planned"])
         entry["seconds_to_do"] = sum(s * (factor if kind != "generate" else 1.0) for s, done in entry["planned"]
@@ -223,28 +221,30 @@ def _steps(count: int) -> str:
     return f"{count} complete step{'s' if count != 1 else ''}"
 
 
-def shipped_step_factors(params: StudyParams, results_root) -> dict[str, tuple[float, int]]:
-    """Per step kind, the measured over the predicted seconds of the shipped study's complete steps and how
-    many (what rescales the assumed training rates of a kind the results folder has no complete step of):
-    for filters and teachers when that study trained the same teacher on the same device, for students when
-    it also distilled into the same student, for the analysis always; {} without a shipped study."""
-    found = _shipped_factors(str(Path(results_root).resolve()), str(measured.SHIPPED_STUDY))
+def shipped_step_factors(params: StudyParams, results_root) -> dict[str, tuple[float, int, str]]:
+    """Per step kind, the measured over the predicted seconds of the shipped study's complete steps, how many,
+    and where that study is (what rescales the assumed training rates of a kind the results folder has no
+    complete step of): for filters and teachers when that study trained the same teacher on the same device,
+    for students when it also distilled into the same student, for the analysis always; {} without one."""
+    study = shipped_study_for(results_root)
+    found = _shipped_factors(str(study)) if study is not None else ()
     if not found:
         return {}
     factors, (teacher, student, device) = dict(found[0]), found[1]
     same_teacher = (params.teacher.model, params.compute.device) == (teacher, device)
     wanted = {"analyze": True, "filter": same_teacher, "train_teacher": same_teacher,
               "distill": same_teacher and params.student.model == student}
-    return {kind: factor for kind, factor in factors.items() if wanted.get(kind)}
+    where = f"{study.parent.name}/{study.name}"
+    return {kind: (*factor, where) for kind, factor in factors.items() if wanted.get(kind)}
 
 
-@functools.lru_cache(maxsize=4)
-def _shipped_factors(results_root: str, shipped_study: str) -> tuple:
+@functools.lru_cache(maxsize=2)
+def _shipped_factors(shipped_study: str) -> tuple:
     from synthmix.params import load_params
 
     study = Path(shipped_study)
     analysis = next(iter(sorted(study.glob("05_analyze/*/" + MARKER))), None)
-    if analysis is None or Path(results_root) == study.parent.resolve():
+    if analysis is None:
         return ()
     try:
         snapshot = io.read_json(analysis).get("parameters", {}).get("params_file")
@@ -254,7 +254,8 @@ def _shipped_factors(results_root: str, shipped_study: str) -> tuple:
         return ()
     try:  # a shipped study this checkout cannot plan (its data moved, say) is no prior, not the user's error
         shipped = load_params(study / snapshot)
-        estimate = estimate_study(shipped, study / snapshot, study.parent, use_shipped=False)
+        estimate = estimate_study(shipped, study / snapshot, study.parent, use_shipped=False,
+                                  measurements=Measurements.gather(study.parent, studies=study.name, with_cache=False))
     except (InputError, OSError, ValueError):
         return ()
     factors = tuple((kind, (info["factor"], info["scaled_steps"])) for kind, info in estimate.kinds.items()
@@ -290,13 +291,13 @@ def _pool_estimate(params: StudyParams, rubric, step, sources: list[Measurements
     calls_of = {key: min(settings.max_calls_per_label, n) for key, n in wanted.items()}
     calls = sum(calls_of.values())
     capped = [key for key, n in wanted.items() if n > settings.max_calls_per_label]
-    measured = next((found for m in sources if (found := m.per_call(settings.model, temperature, settings.max_tokens))),
+    per_call = next((found for m in sources if (found := m.per_call(settings.model, temperature, settings.max_tokens))),
                     None)
-    completion = (measured["completion_tokens"] if measured else
+    completion = (per_call["completion_tokens"] if per_call else
                   min(settings.max_tokens, settings.responses_per_call * costs.assumed_completion_tokens_per_response))
     prompt = _prompt_tokens(params, rubric)
-    if measured and measured["seconds"] is not None:
-        seconds_per_call, time_basis = measured["seconds"], measured["basis"]
+    if per_call and per_call["seconds"] is not None:
+        seconds_per_call, time_basis = per_call["seconds"], per_call["basis"]
     else:
         seconds_per_call = completion / costs.assumed_completion_tokens_per_second + costs.assumed_seconds_per_call
         time_basis = "assumed rates"

@@ -4,6 +4,7 @@ reply cache's stored call times) in a results folder, and the same for the study
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -89,14 +90,28 @@ class Measurements:
                 "basis": f"measured on {int(use['calls'].sum())} calls{self.where}"}
 
 
-def shipped_measurements(results_root: str | Path) -> Measurements | None:
-    """The calls of the study this checkout ships (``SHIPPED_STUDY``), for a generator and temperature the
-    results folder has not measured; None when it is absent or is the results folder itself."""
+def shipped_study_for(results_root: str | Path) -> Path | None:
+    """The study this checkout ships (``SHIPPED_STUDY``), as a prior for ``results_root``; None when it is
+    absent (an installed package) or lies in ``results_root`` itself (its measurements are the folder's own)."""
     study = SHIPPED_STUDY
     if not study.is_dir() or Path(results_root).resolve() == study.parent.resolve():
         return None
-    shipped = Measurements.gather(study.parent, studies=study.name, with_cache=False)
-    shipped.where = f" in {study.parent.name}/{study.name} (the shipped study, 2-core CPU)"
+    return study
+
+
+def shipped_measurements(results_root: str | Path) -> Measurements | None:
+    """The calls of the study this checkout ships, for a generator and temperature the results folder has
+    not measured; None when there is none for it (``shipped_study_for``)."""
+    study = shipped_study_for(results_root)
+    return _shipped_calls(str(study)) if study is not None else None
+
+
+@functools.lru_cache(maxsize=2)
+def _shipped_calls(study: str) -> Measurements:
+    """The shipped study's pools, read once per process (init estimates each proposal beside it)."""
+    folder = Path(study)
+    shipped = Measurements.gather(folder.parent, studies=folder.name, with_cache=False)
+    shipped.where = f" in {folder.parent.name}/{folder.name} (the shipped study, 2-core CPU)"
     return shipped
 
 
